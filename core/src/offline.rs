@@ -1,0 +1,116 @@
+//! The offline commands both binaries share: `run` (npz in, npz out) and `inspect`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::metadata::{ModelMetadata, Tensors};
+use crate::npz::{read_npz, write_npz};
+use crate::onnx::OnnxModel;
+
+/// `run`: score the tensors of an `.npz` file and write the outputs to another.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The `.onnx` model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Inputs: an `.npz` whose keys are the model's input names.
+    #[arg(long)]
+    pub inputs: PathBuf,
+    /// Where to write the outputs as `.npz` (keys are the output names).
+    #[arg(long)]
+    pub outputs: PathBuf,
+}
+
+/// `inspect`: inputs, outputs, opsets and operator coverage of a model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// The `.onnx` model file.
+    pub model: PathBuf,
+}
+
+/// Reads `inputs`, runs `engine`, writes `outputs`; returns the outputs.
+pub fn run_npz(engine: &mut dyn Engine, inputs: &Path, outputs: &Path) -> Result<Tensors> {
+    let tensors = read_npz(inputs)?;
+    let result = engine.run(&tensors)?;
+    write_npz(outputs, &result)?;
+    Ok(result)
+}
+
+/// A human-readable summary of a model file.
+pub fn describe(path: &Path, model: &OnnxModel) -> String {
+    let meta = &model.metadata;
+    let mut out = String::new();
+    let _ = writeln!(out, "model: {}", path.display());
+    if !meta.producer.is_empty() {
+        let _ = writeln!(out, "producer: {}", meta.producer);
+    }
+    let opsets: Vec<String> = meta
+        .opsets
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                if o.domain.is_empty() {
+                    "ai.onnx"
+                } else {
+                    &o.domain
+                },
+                o.version
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "ir version: {}; opsets: {}",
+        model.ir_version,
+        opsets.join(", ")
+    );
+    describe_tensors(&mut out, "inputs", meta, true);
+    describe_tensors(&mut out, "outputs", meta, false);
+    let ops: Vec<String> = model.ops.iter().map(|op| op.to_string()).collect();
+    let _ = writeln!(out, "operators ({} types): {}", ops.len(), ops.join(", "));
+    out
+}
+
+fn describe_tensors(out: &mut String, title: &str, meta: &ModelMetadata, inputs: bool) {
+    let _ = writeln!(out, "{title}:");
+    let list = if inputs { &meta.inputs } else { &meta.outputs };
+    for info in list {
+        let _ = writeln!(out, "  {}: {} {}", info.name, info.dtype, info.shape_text());
+    }
+}
+
+/// One line on whether `engine` can run the model, given the outcome of loading it; and
+/// whether it can.
+pub fn describe_support<E>(engine: &str, model: &OnnxModel, loaded: &Result<E>) -> (String, bool) {
+    match loaded {
+        Ok(_) => (
+            format!(
+                "engine {engine}: runs all {} operator types",
+                model.ops.len()
+            ),
+            true,
+        ),
+        Err(Error::UnsupportedOperators { ops, detail, .. }) => {
+            let ops: Vec<String> = ops.iter().map(|op| op.to_string()).collect();
+            let detail = detail
+                .as_deref()
+                .map(|d| format!("\n  detail: {d}"))
+                .unwrap_or_default();
+            (
+                format!(
+                    "engine {engine}: cannot run {} operator type(s): {}{detail}",
+                    ops.len(),
+                    ops.join(", ")
+                ),
+                false,
+            )
+        }
+        Err(e) => (
+            format!("engine {engine}: cannot load the model: {e}"),
+            false,
+        ),
+    }
+}

@@ -1,0 +1,213 @@
+//! Image preprocessing, implemented once so every engine and destination sees identical
+//! tensors: decode → resize → centre crop → channel order → normalise → pad → layout.
+
+use std::io::Cursor;
+
+use image::imageops::{self, FilterType};
+use image::{ImageReader, RgbImage};
+
+use crate::error::{Error, Result};
+use crate::manifest::{ChannelOrder, Filter, ImageSpec, Layout, Resize};
+use crate::tensor::Tensor;
+
+/// Decoded pixels allowed by default: 40 megapixels (a 4:3 image of about 7300×5500).
+pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+
+/// Decodes an encoded image (PNG, JPEG) into RGB, refusing images over `max_pixels` before
+/// any pixel buffer is allocated, so a decompression bomb costs nothing.
+pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::Image(format!("cannot read image: {e}")))
+    };
+    let (width, height) = reader()?
+        .into_dimensions()
+        .map_err(|e| Error::Image(format!("cannot decode image: {e}")))?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(Error::Image(format!(
+            "image is {width}×{height} = {pixels} pixels, over the limit of {max_pixels}"
+        )));
+    }
+    if pixels == 0 {
+        return Err(Error::Image("image has no pixels".into()));
+    }
+    let image = reader()?
+        .decode()
+        .map_err(|e| Error::Image(format!("cannot decode image: {e}")))?;
+    Ok(image.into_rgb8())
+}
+
+impl ImageSpec {
+    /// Preprocesses one encoded image into a batch-of-one tensor, `[1, 3, H, W]` (NCHW) or
+    /// `[1, H, W, 3]` (NHWC).
+    pub fn tensor_from_bytes(&self, bytes: &[u8], max_pixels: u64) -> Result<Tensor> {
+        self.tensor_from_image(&decode_image(bytes, max_pixels)?)
+    }
+
+    /// Preprocesses decoded RGB pixels into a batch-of-one tensor.
+    pub fn tensor_from_image(&self, image: &RgbImage) -> Result<Tensor> {
+        let resized = self.resize(image)?;
+        let cropped = match self.crop {
+            Some([h, w]) => centre_crop(&resized, h, w)?,
+            None => resized,
+        };
+        let (width, height) = cropped.dimensions();
+        let [out_h, out_w] = self.pad.unwrap_or([height, width]);
+        if out_h < height || out_w < width {
+            return Err(Error::Image(format!(
+                "image is {width}×{height} after resizing, larger than the padded size {out_w}×{out_h}"
+            )));
+        }
+        let (out_h, out_w) = (out_h as usize, out_w as usize);
+        let channels = match self.channel_order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        let mut data = vec![0f32; 3 * out_h * out_w];
+        for (x, y, pixel) in cropped.enumerate_pixels() {
+            let (x, y) = (x as usize, y as usize);
+            for (c, &source) in channels.iter().enumerate() {
+                let value = (f32::from(pixel[source]) * self.scale - self.mean[c]) / self.std[c];
+                let index = match self.layout {
+                    Layout::Nchw => (c * out_h + y) * out_w + x,
+                    Layout::Nhwc => (y * out_w + x) * 3 + c,
+                };
+                data[index] = value;
+            }
+        }
+        let shape = match self.layout {
+            Layout::Nchw => vec![1, 3, out_h, out_w],
+            Layout::Nhwc => vec![1, out_h, out_w, 3],
+        };
+        Tensor::new(shape, data)
+    }
+
+    fn resize(&self, image: &RgbImage) -> Result<RgbImage> {
+        let (width, height) = image.dimensions();
+        let (new_w, new_h) = match self.resize {
+            Resize::ShorterSide(side) if width <= height => (side, scale_len(height, side, width)),
+            Resize::ShorterSide(side) => (scale_len(width, side, height), side),
+            Resize::Exact([h, w]) => (w, h),
+            Resize::FitHeight {
+                height: target,
+                max_width,
+            } => {
+                let w = (f64::from(target) * f64::from(width) / f64::from(height)).ceil() as u32;
+                (w.clamp(1, max_width), target)
+            }
+        };
+        if new_w == 0 || new_h == 0 {
+            return Err(Error::Image(format!(
+                "image {width}×{height} resizes to nothing"
+            )));
+        }
+        if (new_w, new_h) == (width, height) {
+            return Ok(image.clone());
+        }
+        let filter = match self.filter {
+            Filter::Nearest => FilterType::Nearest,
+            Filter::Bilinear => FilterType::Triangle,
+            Filter::Bicubic => FilterType::CatmullRom,
+            Filter::Lanczos3 => FilterType::Lanczos3,
+        };
+        Ok(imageops::resize(image, new_w, new_h, filter))
+    }
+}
+
+/// `long * side / short`, truncated as torchvision does, at least 1.
+fn scale_len(long: u32, side: u32, short: u32) -> u32 {
+    ((u64::from(long) * u64::from(side)) / u64::from(short.max(1))).max(1) as u32
+}
+
+/// The centred `height`×`width` window (offsets rounded half to even, as torchvision does).
+fn centre_crop(image: &RgbImage, height: u32, width: u32) -> Result<RgbImage> {
+    let (w, h) = image.dimensions();
+    if width > w || height > h {
+        return Err(Error::Image(format!(
+            "cannot crop {width}×{height} from a {w}×{h} image; resize to at least the crop size"
+        )));
+    }
+    let left = (f64::from(w - width) / 2.0).round_ties_even() as u32;
+    let top = (f64::from(h - height) / 2.0).round_ties_even() as u32;
+    Ok(imageops::crop_imm(image, left, top, width, height).to_image())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn spec(resize: Resize) -> ImageSpec {
+        ImageSpec {
+            resize,
+            filter: Filter::Bilinear,
+            crop: None,
+            pad: None,
+            channel_order: ChannelOrder::Rgb,
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            layout: Layout::Nchw,
+        }
+    }
+
+    fn encoded_png(width: u32, height: u32) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |x, y| Rgb([x as u8, y as u8, 7]));
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn layouts_and_channel_orders_place_pixels() {
+        let bytes = encoded_png(4, 2);
+        let mut s = spec(Resize::Exact([2, 4]));
+        let nchw = s.tensor_from_bytes(&bytes, 100).unwrap();
+        assert_eq!(nchw.shape(), &[1, 3, 2, 4]);
+        let v = nchw.as_f32().unwrap();
+        assert_eq!(v[3], 3.0); // R at (x=3, y=0)
+        assert_eq!(v[8 + 4], 1.0); // G at (x=0, y=1)
+        assert_eq!(v[16], 7.0); // B plane
+        s.layout = Layout::Nhwc;
+        s.channel_order = ChannelOrder::Bgr;
+        let nhwc = s.tensor_from_bytes(&bytes, 100).unwrap();
+        assert_eq!(nhwc.shape(), &[1, 2, 4, 3]);
+        assert_eq!(&nhwc.as_f32().unwrap()[3 * 3..3 * 3 + 3], &[7.0, 0.0, 3.0]);
+    }
+
+    #[test]
+    fn fit_height_pads_with_zeros() {
+        let mut s = spec(Resize::FitHeight {
+            height: 2,
+            max_width: 8,
+        });
+        s.pad = Some([2, 8]);
+        s.mean = [1.0; 3];
+        let t = s.tensor_from_bytes(&encoded_png(4, 2), 100).unwrap();
+        assert_eq!(t.shape(), &[1, 3, 2, 8]);
+        let v = t.as_f32().unwrap();
+        assert_eq!(v[4..8], [0.0; 4]); // padding stays zero after normalising
+        assert_eq!(v[1], 0.0); // pixel value 1 minus mean 1
+    }
+
+    #[test]
+    fn refuses_oversized_and_broken_images() {
+        let bytes = encoded_png(20, 10);
+        let err = decode_image(&bytes, 199).unwrap_err();
+        assert!(err.to_string().contains("over the limit of 199"), "{err}");
+        let err = decode_image(&bytes[..bytes.len() / 2], 1000).unwrap_err();
+        assert!(matches!(err, Error::Image(_)));
+        assert!(decode_image(b"plain text", 1000).is_err());
+    }
+
+    #[test]
+    fn crop_larger_than_image_is_an_error() {
+        let mut s = spec(Resize::ShorterSide(4));
+        s.crop = Some([8, 8]);
+        assert!(s.tensor_from_bytes(&encoded_png(6, 4), 100).is_err());
+    }
+}
