@@ -64,7 +64,7 @@ impl Default for EngineConfig {
 }
 
 /// An inference runtime holding one loaded model.
-pub trait Engine: Send {
+pub trait Engine: Send + std::fmt::Debug {
     /// Loads the model at `path`. Fails with `ModelNotFound`, `ModelInvalid`,
     /// `UnsupportedOperators` (listing every unsupported operator) or `Engine`.
     fn load(path: &Path, config: &EngineConfig) -> Result<Self>

@@ -69,8 +69,19 @@ pub fn describe(path: &Path, model: &OnnxModel) -> String {
     );
     describe_tensors(&mut out, "inputs", meta, true);
     describe_tensors(&mut out, "outputs", meta, false);
-    let ops: Vec<String> = model.ops.iter().map(|op| op.to_string()).collect();
-    let _ = writeln!(out, "operators ({} types): {}", ops.len(), ops.join(", "));
+    let _ = writeln!(out, "operators ({} types):", model.ops.len());
+    let mut domains: Vec<&str> = model.ops.iter().map(|op| op.domain.as_str()).collect();
+    domains.dedup();
+    for domain in domains {
+        let names: Vec<&str> = model
+            .ops
+            .iter()
+            .filter(|op| op.domain == domain)
+            .map(|op| op.name.as_str())
+            .collect();
+        let domain = if domain.is_empty() { "ai.onnx" } else { domain };
+        let _ = writeln!(out, "  {domain}: {}", names.join(", "));
+    }
     out
 }
 

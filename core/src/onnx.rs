@@ -186,14 +186,16 @@ impl OnnxModel {
             return Err(invalid("the model declares no outputs".into()));
         }
 
-        let opsets = proto
-            .opset_import
-            .iter()
-            .map(|o| Opset {
-                domain: normalise_domain(&o.domain),
-                version: o.version,
-            })
-            .collect();
+        let mut opsets: Vec<Opset> = Vec::new();
+        for import in &proto.opset_import {
+            let opset = Opset {
+                domain: normalise_domain(&import.domain),
+                version: import.version,
+            };
+            if !opsets.contains(&opset) {
+                opsets.push(opset);
+            }
+        }
         let producer = [
             proto.producer_name.as_str(),
             proto.producer_version.as_str(),

@@ -86,10 +86,13 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
-        let mut row = [1.0f32, 3.0, 2.0, 1000.0];
+        let mut row = [1.0f32, 3.0, 2.0, 5.0];
         activate(Activation::Softmax, &mut row);
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(row[3] > 0.99 && row[1] > row[2]);
+        assert!(row[3] > row[1] && row[1] > row[2] && row[2] > row[0]);
+        let mut huge = [0.0f32, 1000.0];
+        activate(Activation::Softmax, &mut huge);
+        assert_eq!(huge, [0.0, 1.0]);
         let mut logit = [0.0f32];
         activate(Activation::Sigmoid, &mut logit);
         assert_eq!(logit, [0.5]);

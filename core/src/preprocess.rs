@@ -116,9 +116,11 @@ impl ImageSpec {
     }
 }
 
-/// `long * side / short`, truncated as torchvision does, at least 1.
+/// `long * side / short`, rounded to nearest as PIL-based pipelines do, at least 1.
 fn scale_len(long: u32, side: u32, short: u32) -> u32 {
-    ((u64::from(long) * u64::from(side)) / u64::from(short.max(1))).max(1) as u32
+    (f64::from(long) * f64::from(side) / f64::from(short.max(1)))
+        .round()
+        .max(1.0) as u32
 }
 
 /// The centred `height`×`width` window (offsets rounded half to even, as torchvision does).

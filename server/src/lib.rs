@@ -1,4 +1,6 @@
-//! destino on hosts: the ONNX Runtime engine, and the server binary's configuration.
+//! destino on hosts: the ONNX Runtime engine, the server's configuration and commands.
 
+pub mod commands;
+pub mod config;
 pub mod ort_engine;
 pub mod runtime_path;

@@ -1,1 +1,22 @@
-fn main() {}
+//! `destino-server`: the host binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use destino_server::commands;
+use destino_server::config::{Command, ServerConfig};
+
+fn main() -> ExitCode {
+    let config = ServerConfig::parse();
+    let runtime = &config.runtime;
+    let result = match &config.command {
+        Command::Serve(args) => commands::serve(runtime, args),
+        Command::Run(args) => commands::run(runtime, args),
+        Command::Parity(args) => commands::parity(runtime, args),
+        Command::Inspect(args) => commands::inspect(runtime, args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("destino-server: {e}");
+        ExitCode::FAILURE
+    })
+}

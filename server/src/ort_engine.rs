@@ -79,9 +79,12 @@ impl OrtEngine {
         let mut builder = Session::builder(environment()?)
             .map_err(engine_error)?
             .with_intra_threads(threads)
-            .and_then(|b| b.with_inter_threads(1))
-            .and_then(|b| b.with_intra_op_spinning(config.spinning))
-            .and_then(|b| b.with_inter_op_spinning(config.spinning))
+            .map_err(engine_error)?
+            .with_inter_threads(1)
+            .map_err(engine_error)?
+            .with_intra_op_spinning(config.spinning)
+            .map_err(engine_error)?
+            .with_inter_op_spinning(config.spinning)
             .map_err(engine_error)?;
         if let Device::Cuda(id) = config.device {
             let cuda = ep::CUDA::default()

@@ -67,3 +67,40 @@ pub fn reference_case(model: &str, case: Option<&str>) -> ReferenceCase {
         expected,
     }
 }
+
+/// The repository's default model folder.
+pub fn bundled_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+/// Loads ONNX Runtime for in-process tests from the copy `scripts/fetch-onnxruntime` made
+/// (or `ORT_DYLIB_PATH`).
+pub fn init_onnxruntime() {
+    let env = std::env::var("ORT_DYLIB_PATH").ok();
+    let candidates = destino_server::runtime_path::candidates(None, env.as_deref());
+    if let Err(e) = destino_server::ort_engine::init_runtime(&candidates) {
+        panic!("ONNX Runtime is needed for these tests (run scripts/fetch-onnxruntime): {e}");
+    }
+}
+
+/// Path of a workspace binary (`destino-server`, `destino-edge`), built on first use with the
+/// same profile as the running test.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-p", "destino-server", "-p", "destino-edge"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build");
+        assert!(status.success(), "building the binaries failed");
+    });
+    profile_dir.join(name)
+}

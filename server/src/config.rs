@@ -1,0 +1,105 @@
+//! `ServerConfig`: every flag of `destino-server`, each also settable from the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use destino_core::offline::{InspectArgs, RunArgs};
+use destino_core::{Device, EngineConfig};
+
+/// destino on hosts: serve and score ONNX models with ONNX Runtime (or tract).
+#[derive(Debug, Parser)]
+#[command(name = "destino-server", version)]
+pub struct ServerConfig {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load every model of the repository, warm each up, and serve.
+    Serve(ServeArgs),
+    /// Score the tensors of an .npz file and write the outputs to another .npz.
+    Run(RunArgs),
+    /// Run a model on both engines and compare the outputs with each other and a reference.
+    Parity(ParityArgs),
+    /// Show a model's inputs, outputs, opsets and whether the engine runs all its operators.
+    Inspect(InspectArgs),
+}
+
+/// Which inference runtime runs the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// ONNX Runtime (CPU, or CUDA with --device cuda).
+    Ort,
+    /// tract, the pure-Rust engine the edge binary uses.
+    Tract,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Inference runtime.
+    #[arg(long, global = true, env = "DESTINO_ENGINE", value_enum, default_value_t = EngineKind::Ort)]
+    pub engine: EngineKind,
+    /// Threads one inference may use. 1 keeps latency steady on small hosts where the HTTP
+    /// side and a load generator share the cores; raise it on dedicated hosts.
+    #[arg(long, global = true, env = "DESTINO_THREADS", default_value_t = 1)]
+    pub threads: usize,
+    /// Let idle ONNX Runtime worker threads spin: lower latency on dedicated cores, much
+    /// slower when cores are shared.
+    #[arg(long, global = true, env = "DESTINO_SPINNING")]
+    pub spinning: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, global = true, env = "DESTINO_DEVICE", default_value = "cpu")]
+    pub device: Device,
+    /// The ONNX Runtime library (libonnxruntime.so) to load; tried before ORT_DYLIB_PATH.
+    #[arg(long, global = true, env = "DESTINO_ONNXRUNTIME")]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+impl RuntimeArgs {
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            threads: self.threads,
+            spinning: self.spinning,
+            device: self.device,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The model repository: NAME/model.onnx or NAME/VERSION/model.onnx, with optional
+    /// model.toml. Falls back to AZUREML_MODEL_DIR.
+    #[arg(long, env = "DESTINO_MODEL_REPOSITORY")]
+    pub model_repository: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    pub fn repository(&self) -> PathBuf {
+        self.model_repository
+            .clone()
+            .or_else(|| std::env::var_os("AZUREML_MODEL_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("models"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ParityArgs {
+    /// The `.onnx` model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Inputs: an `.npz` whose keys are the model's input names.
+    #[arg(long)]
+    pub inputs: PathBuf,
+    /// Reference outputs: an `.npz` whose keys are output names.
+    #[arg(long)]
+    pub expected: Option<PathBuf>,
+    /// Absolute tolerance for float outputs.
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f64,
+    /// Relative tolerance for float outputs.
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+}

@@ -1,0 +1,260 @@
+//! The offline CLIs end to end, as users run them: real binaries, real files.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use destino_core::npz::{read_npz, write_npz};
+use destino_core::parity::{Tolerance, compare_all};
+use destino_tests::{ReferenceCase, binary, bundled_models, reference_case};
+
+struct Files {
+    _dir: tempfile::TempDir,
+    inputs: PathBuf,
+    expected: PathBuf,
+    outputs: PathBuf,
+}
+
+fn npz_files(case: &ReferenceCase) -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs.npz");
+    let expected = dir.path().join("expected.npz");
+    write_npz(&inputs, &case.inputs).unwrap();
+    write_npz(&expected, &case.expected).unwrap();
+    let outputs = dir.path().join("outputs.npz");
+    Files {
+        _dir: dir,
+        inputs,
+        expected,
+        outputs,
+    }
+}
+
+fn run(binary_name: &str, args: &[&str]) -> Output {
+    Command::new(binary(binary_name))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+const MODELS: [&str; 4] = [
+    "efficientnet_lite0",
+    "ppocr_mobile_v2_cls",
+    "silero_vad",
+    "sklearn_digits_rf",
+];
+
+fn assert_run_reproduces(binary_name: &str, engine_args: &[&str]) {
+    for model in MODELS {
+        let case = reference_case(model, None);
+        let files = npz_files(&case);
+        let mut args = engine_args.to_vec();
+        args.extend([
+            "run",
+            "--model",
+            p(&case.model),
+            "--inputs",
+            p(&files.inputs),
+            "--outputs",
+            p(&files.outputs),
+        ]);
+        let out = run(binary_name, &args);
+        assert!(
+            out.status.success(),
+            "{binary_name} {args:?}: {}",
+            text(&out.stderr)
+        );
+        let outputs = read_npz(&files.outputs).unwrap();
+        assert_eq!(outputs.len(), case.expected.len(), "{model}");
+        for c in compare_all(&outputs, &case.expected, Tolerance::default()) {
+            assert!(c.within, "{binary_name} {model}: {c}");
+        }
+    }
+}
+
+#[test]
+fn edge_run_reproduces_the_references() {
+    assert_run_reproduces("destino-edge", &[]);
+}
+
+#[test]
+fn server_run_reproduces_the_references_on_both_engines() {
+    assert_run_reproduces("destino-server", &["--engine", "ort"]);
+    assert_run_reproduces("destino-server", &["--engine", "tract", "--threads", "2"]);
+}
+
+#[test]
+fn parity_agrees_for_the_shared_models() {
+    for model in ["efficientnet_lite0", "ppocr_mobile_v2_cls", "silero_vad"] {
+        let case = reference_case(model, None);
+        let files = npz_files(&case);
+        let args = [
+            "parity",
+            "--model",
+            p(&case.model),
+            "--inputs",
+            p(&files.inputs),
+            "--expected",
+            p(&files.expected),
+        ];
+        let out = run("destino-server", &args);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{model}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("ort vs tract:") && stdout.contains("tract vs expected:"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("parity: ok"), "{stdout}");
+        assert!(stdout.contains("max abs diff"), "{stdout}");
+    }
+}
+
+#[test]
+fn parity_fails_beyond_tolerance() {
+    let cat = reference_case("efficientnet_lite0", None);
+    let coffee = reference_case("efficientnet_lite0", Some("coffee"));
+    let files = npz_files(&cat);
+    let wrong = npz_files(&coffee);
+    let args = [
+        "parity",
+        "--model",
+        p(&cat.model),
+        "--inputs",
+        p(&files.inputs),
+        "--expected",
+        p(&wrong.expected),
+    ];
+    let out = run("destino-server", &args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("MISMATCH") && stdout.contains("parity: FAILED"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn inspect_describes_the_model_and_engine_coverage() {
+    let model = bundled_models().join("efficientnet_lite0/model.onnx");
+    for (binary_name, engine) in [("destino-edge", "tract"), ("destino-server", "ort")] {
+        let out = run(binary_name, &["inspect", p(&model)]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        assert!(
+            stdout.contains("input: float32 [batch, 3, 224, 224]"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("logits: float32 [batch, 1000]"), "{stdout}");
+        assert!(stdout.contains("opsets: ai.onnx 13"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("engine {engine}: runs all")),
+            "{stdout}"
+        );
+    }
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/digits_pipeline.onnx");
+    let out = run("destino-edge", &["inspect", p(&pipeline)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("engine tract: cannot run 2 operator type(s): Imputer (domain ai.onnx.ml), Scaler (domain ai.onnx.ml)"), "{stdout}");
+}
+
+#[test]
+fn clear_errors_for_missing_files() {
+    let out = run(
+        "destino-edge",
+        &[
+            "run",
+            "--model",
+            "/nonexistent/m.onnx",
+            "--inputs",
+            "x.npz",
+            "--outputs",
+            "y.npz",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "destino-edge: model not found: /nonexistent/m.onnx"
+    );
+    let case = reference_case("silero_vad", None);
+    let out = run(
+        "destino-server",
+        &[
+            "run",
+            "--model",
+            p(&case.model),
+            "--inputs",
+            "/nonexistent/in.npz",
+            "--outputs",
+            "y.npz",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/in.npz"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_loads_the_bundled_repository_and_reports_ready() {
+    let mut child = Command::new(binary("destino-server"))
+        .args(["serve", "--model-repository", p(&bundled_models())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let ready = line.starts_with("ready:");
+                seen.push(line);
+                if ready {
+                    break;
+                }
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("serve exited with {status}: {seen:?}");
+                }
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l == "loaded efficientnet_lite0 version 1 on ort (cpu)"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.starts_with("ready: 1 model(s)")),
+        "{seen:?}"
+    );
+}
