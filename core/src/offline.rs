@@ -69,6 +69,12 @@ pub fn describe(path: &Path, model: &OnnxModel) -> String {
     );
     describe_tensors(&mut out, "inputs", meta, true);
     describe_tensors(&mut out, "outputs", meta, false);
+    for name in &model.skipped_outputs {
+        let _ = writeln!(
+            out,
+            "  {name}: not a tensor (a sequence or map): not served"
+        );
+    }
     let _ = writeln!(out, "operators ({} types):", model.ops.len());
     let mut domains: Vec<&str> = model.ops.iter().map(|op| op.domain.as_str()).collect();
     domains.dedup();

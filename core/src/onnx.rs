@@ -123,6 +123,8 @@ pub struct OnnxModel {
     pub metadata: ModelMetadata,
     /// Every operator type the model uses, in any (sub)graph.
     pub ops: BTreeSet<OpType>,
+    /// Outputs that are not tensors (sequences, maps), which destino does not serve.
+    pub skipped_outputs: Vec<String>,
     pub ir_version: i64,
 }
 
@@ -174,16 +176,24 @@ impl OnnxModel {
             .filter(|i| !initializers.contains(i.name.as_str()))
             .map(|i| tensor_info(i, "input"))
             .collect::<Result<Vec<_>>>()?;
-        let outputs = graph
-            .output
-            .iter()
+        // Outputs that are not tensors (a ZipMap's sequence of maps, say) are computed by
+        // the runtime but not served; they are listed so `inspect` can say so.
+        let (tensor_outputs, skipped): (Vec<_>, Vec<_>) = graph.output.iter().partition(|o| {
+            o.r#type
+                .as_ref()
+                .and_then(|t| t.tensor_type.as_ref())
+                .is_some()
+        });
+        let outputs = tensor_outputs
+            .into_iter()
             .map(|o| tensor_info(o, "output"))
             .collect::<Result<Vec<_>>>()?;
+        let skipped_outputs = skipped.into_iter().map(|o| o.name.clone()).collect();
         if inputs.is_empty() {
             return Err(invalid("the model declares no inputs".into()));
         }
         if outputs.is_empty() {
-            return Err(invalid("the model declares no outputs".into()));
+            return Err(invalid("the model declares no tensor outputs".into()));
         }
 
         let mut opsets: Vec<Opset> = Vec::new();
@@ -211,6 +221,7 @@ impl OnnxModel {
                 producer,
             },
             ops,
+            skipped_outputs,
             ir_version: proto.ir_version,
         })
     }

@@ -39,6 +39,9 @@ fn kind_name(kind: EngineKind) -> &'static str {
 }
 
 pub fn serve(runtime: &RuntimeArgs, args: &ServeArgs) -> Result<ExitCode> {
+    if runtime.engine == EngineKind::Ort {
+        println!("onnxruntime: {}", load_onnxruntime(runtime)?);
+    }
     let load = engine_loader(runtime, runtime.engine)?;
     let root = args.repository();
     let repository = Repository::scan(&root)?;

@@ -30,20 +30,34 @@ pub fn init_runtime(candidates: &[(PathBuf, &'static str)]) -> Result<String> {
     for (path, origin) in candidates {
         match ort::init_from(path) {
             Ok(builder) => {
+                for failure in tried.iter().filter(|(_, explicit)| *explicit) {
+                    eprintln!(
+                        "warning: ONNX Runtime not loaded from {}; using {}",
+                        failure.0,
+                        path.display()
+                    );
+                }
                 let environment = builder.with_name("destino").build().map_err(|e| {
                     Error::RuntimeUnavailable(format!("creating the environment: {e}"))
                 })?;
                 let _ = ENVIRONMENT.set(environment);
                 return Ok(runtime_version());
             }
-            Err(e) => tried.push(format!("  {} ({origin}): {e}", path.display())),
+            Err(e) => {
+                let explicit = matches!(*origin, "--onnxruntime" | "ORT_DYLIB_PATH");
+                tried.push((format!("{} ({origin}): {e}", path.display()), explicit));
+            }
         }
     }
     Err(Error::RuntimeUnavailable(format!(
         "could not load the ONNX Runtime library. Tried, in order:\n{}\n\
          Fix: run `scripts/fetch-onnxruntime` in the repository, pass `--onnxruntime PATH` or set \
          ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31 or newer, or use `--engine tract`.",
-        tried.join("\n")
+        tried
+            .iter()
+            .map(|(line, _)| format!("  {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     )))
 }
 
@@ -174,7 +188,9 @@ impl Engine for OrtEngine {
         let outputs = self.session.run(values).map_err(engine_error)?;
         let mut result = Tensors::new();
         for (name, value) in &outputs {
-            result.insert(name.to_string(), from_ort(name, &value)?);
+            if self.metadata.output(name).is_some() {
+                result.insert(name.to_string(), from_ort(name, &value)?);
+            }
         }
         Ok(result)
     }

@@ -177,3 +177,30 @@ fn onnxruntime_runs_the_same_pipeline_like_scikit_learn() {
         assert!(comparison.within, "{comparison}");
     }
 }
+
+#[test]
+fn non_tensor_outputs_are_skipped_not_fatal() {
+    let path = fixture("digits_zipmap.onnx");
+    let model = destino_core::OnnxModel::read(&path).unwrap();
+    assert_eq!(
+        model.skipped_outputs,
+        vec!["output_probability".to_string()]
+    );
+    let mut engine = ort(&path).unwrap();
+    let names: Vec<&str> = engine
+        .metadata()
+        .outputs
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(names, ["output_label"]);
+    let mut inputs = Tensors::new();
+    inputs.insert(
+        "X".into(),
+        read_npy_file(&fixture("digits_pipeline.input.npy")).unwrap(),
+    );
+    let outputs = engine.run(&inputs).unwrap();
+    let expected = read_npy_file(&fixture("digits_pipeline.output.label.npy")).unwrap();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs["output_label"], expected);
+}

@@ -131,33 +131,30 @@ fn batch_of_two_equals_two_single_runs() {
 
     // A text line and the same line flipped upside down.
     let line = reference_case("ppocr_mobile_v2_cls", None);
-    let x = line.inputs["x"].as_f32().unwrap();
-    let flipped: Vec<f32> = x
-        .chunks(48 * 192)
-        .flat_map(|plane| plane.iter().rev().copied())
-        .collect();
-    let mut upside_down = Tensors::new();
-    upside_down.insert(
-        "x".into(),
-        Tensor::new(line.inputs["x"].shape().to_vec(), flipped).unwrap(),
-    );
+    let upside_down = upside_down(&line);
     assert_batch_equals_single_runs(&mut ort(&line), &line.inputs, &upside_down);
     assert_batch_equals_single_runs(&mut tract(&line), &line.inputs, &upside_down);
+}
+
+/// The orientation classifier's input rotated by 180°.
+fn upside_down(line: &ReferenceCase) -> Tensors {
+    let x = &line.inputs["x"];
+    let planes = x.as_f32().unwrap().chunks(48 * 192);
+    let rotated: Vec<f32> = planes
+        .flat_map(|plane| plane.iter().rev().copied())
+        .collect();
+    let mut inputs = Tensors::new();
+    inputs.insert(
+        "x".into(),
+        Tensor::new(x.shape().to_vec(), rotated).unwrap(),
+    );
+    inputs
 }
 
 #[test]
 fn orientation_classifier_sees_the_flip() {
     let line = reference_case("ppocr_mobile_v2_cls", None);
-    let x = line.inputs["x"].as_f32().unwrap();
-    let flipped: Vec<f32> = x
-        .chunks(48 * 192)
-        .flat_map(|plane| plane.iter().rev().copied())
-        .collect();
-    let mut upside_down = Tensors::new();
-    upside_down.insert(
-        "x".into(),
-        Tensor::new(line.inputs["x"].shape().to_vec(), flipped).unwrap(),
-    );
+    let upside_down = upside_down(&line);
     for engine in [&mut ort(&line) as &mut dyn Engine, &mut tract(&line)] {
         let scores = engine.run(&upside_down).unwrap();
         let p = scores["save_infer_model/scale_0.tmp_1"]
@@ -166,7 +163,7 @@ fn orientation_classifier_sees_the_flip() {
             .to_vec();
         assert!(
             p[1] > 0.5,
-            "{}: a flipped line should read as 180°: {p:?}",
+            "{}: a line rotated by 180° should read as 180: {p:?}",
             engine.name()
         );
     }
