@@ -69,7 +69,8 @@ pub fn unsupported_ops(model: &OnnxModel) -> Vec<OpType> {
 
 impl TractEngine {
     /// Maps a tract failure while building a plan: when it names operators of the model
-    /// outside the default domain, or the failing node's operator, those are unsupported.
+    /// outside the default domain, those are reported as unsupported; otherwise it is an
+    /// engine error carrying tract's whole explanation.
     fn classify(&self, e: &TractError) -> Error {
         let text = format!("{e:#}");
         let named: Vec<OpType> = self
