@@ -12,7 +12,7 @@ use destino_core::{Engine, EngineConfig, Error, OnnxModel, Result, Tensors};
 use destino_edge::TractEngine;
 
 use crate::config::{EngineKind, ParityArgs, RuntimeArgs, ServeArgs};
-use crate::ort_engine::{OrtEngine, init_runtime};
+use crate::ort_engine::{OrtEngine, init_runtime, runtime_version};
 use crate::runtime_path::candidates;
 
 /// Loads ONNX Runtime from the configured candidates.
@@ -39,10 +39,10 @@ fn kind_name(kind: EngineKind) -> &'static str {
 }
 
 pub fn serve(runtime: &RuntimeArgs, args: &ServeArgs) -> Result<ExitCode> {
-    if runtime.engine == EngineKind::Ort {
-        println!("onnxruntime: {}", load_onnxruntime(runtime)?);
-    }
     let load = engine_loader(runtime, runtime.engine)?;
+    if runtime.engine == EngineKind::Ort {
+        println!("onnxruntime: {}", runtime_version());
+    }
     let root = args.repository();
     let repository = Repository::scan(&root)?;
     for (name, reason) in &repository.skipped {

@@ -61,8 +61,8 @@ pub fn init_runtime(candidates: &[(PathBuf, &'static str)]) -> Result<String> {
     )))
 }
 
-fn runtime_version() -> String {
-    // The build string starts with the version the library reports, e.g. "ORT Build Info: ...".
+/// ONNX Runtime's build description of the loaded library ("ORT Build Info: ...").
+pub fn runtime_version() -> String {
     ort::info().to_string()
 }
 

@@ -68,6 +68,13 @@ pub fn reference_case(model: &str, case: Option<&str>) -> ReferenceCase {
     }
 }
 
+/// A file of `tests/fixtures/` (small models made by the scripts beside them).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
 /// The repository's default model folder.
 pub fn bundled_models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use destino_core::npz::{read_npz, write_npz};
 use destino_core::parity::{Tolerance, compare_all};
-use destino_tests::{ReferenceCase, binary, bundled_models, reference_case};
+use destino_tests::{ReferenceCase, binary, bundled_models, fixture, reference_case};
 
 struct Files {
     _dir: tempfile::TempDir,
@@ -94,21 +94,26 @@ fn server_run_reproduces_the_references_on_both_engines() {
     assert_run_reproduces("destino-server", &["--engine", "tract", "--threads", "2"]);
 }
 
+/// `destino-server parity` on `model` with `inputs`, against `expected`.
+fn parity(model: &Path, inputs: &Path, expected: &Path) -> Output {
+    let args = [
+        "parity",
+        "--model",
+        p(model),
+        "--inputs",
+        p(inputs),
+        "--expected",
+        p(expected),
+    ];
+    run("destino-server", &args)
+}
+
 #[test]
 fn parity_agrees_for_the_shared_models() {
     for model in ["efficientnet_lite0", "ppocr_mobile_v2_cls", "silero_vad"] {
         let case = reference_case(model, None);
         let files = npz_files(&case);
-        let args = [
-            "parity",
-            "--model",
-            p(&case.model),
-            "--inputs",
-            p(&files.inputs),
-            "--expected",
-            p(&files.expected),
-        ];
-        let out = run("destino-server", &args);
+        let out = parity(&case.model, &files.inputs, &files.expected);
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),
@@ -130,16 +135,7 @@ fn parity_fails_beyond_tolerance() {
     let coffee = reference_case("efficientnet_lite0", Some("coffee"));
     let files = npz_files(&cat);
     let wrong = npz_files(&coffee);
-    let args = [
-        "parity",
-        "--model",
-        p(&cat.model),
-        "--inputs",
-        p(&files.inputs),
-        "--expected",
-        p(&wrong.expected),
-    ];
-    let out = run("destino-server", &args);
+    let out = parity(&cat.model, &files.inputs, &wrong.expected);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -166,7 +162,7 @@ fn inspect_describes_the_model_and_engine_coverage() {
             "{stdout}"
         );
     }
-    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/digits_pipeline.onnx");
+    let pipeline = fixture("digits_pipeline.onnx");
     let out = run("destino-edge", &["inspect", p(&pipeline)]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");

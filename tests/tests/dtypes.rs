@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use std::path::Path;
-
 use destino_core::{DType, Engine, EngineConfig, Tensor, TensorData, Tensors};
 use destino_edge::TractEngine;
 use destino_server::ort_engine::OrtEngine;
-use destino_tests::init_onnxruntime;
+use destino_tests::{fixture, init_onnxruntime};
 use half::f16;
 
 fn samples() -> Vec<TensorData> {
@@ -63,17 +61,17 @@ fn assert_identity(engine: &mut dyn Engine) {
     );
 }
 
-fn fixture() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/all_dtypes.onnx")
-}
-
 #[test]
 fn onnxruntime_round_trips_every_dtype() {
     init_onnxruntime();
-    assert_identity(&mut OrtEngine::load(&fixture(), &EngineConfig::default()).unwrap());
+    assert_identity(
+        &mut OrtEngine::load(&fixture("all_dtypes.onnx"), &EngineConfig::default()).unwrap(),
+    );
 }
 
 #[test]
 fn tract_round_trips_every_dtype() {
-    assert_identity(&mut TractEngine::load(&fixture(), &EngineConfig::default()).unwrap());
+    assert_identity(
+        &mut TractEngine::load(&fixture("all_dtypes.onnx"), &EngineConfig::default()).unwrap(),
+    );
 }

@@ -2,14 +2,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use destino_core::npz::read_npy_file;
 use destino_core::parity::{Tolerance, compare_all};
 use destino_core::{Engine, EngineConfig, Error, OpType, Result, Tensor, Tensors};
 use destino_edge::TractEngine;
 use destino_server::ort_engine::OrtEngine;
-use destino_tests::{init_onnxruntime, model_path, reference_case};
+use destino_tests::{fixture, init_onnxruntime, model_path, reference_case};
 
 type Loader = fn(&Path) -> Result<Box<dyn Engine>>;
 
@@ -23,12 +23,6 @@ fn tract(path: &Path) -> Result<Box<dyn Engine>> {
 }
 
 const ENGINES: [(&str, Loader); 2] = [("ort", ort), ("tract", tract)];
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
 
 #[test]
 fn broken_model_files_are_typed_errors() {
