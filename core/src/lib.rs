@@ -4,6 +4,7 @@
 pub mod dtype;
 pub mod engine;
 pub mod error;
+pub mod http;
 pub mod manifest;
 pub mod metadata;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod parity;
 pub mod postprocess;
 pub mod preprocess;
 pub mod repository;
+pub mod serving;
 pub mod tensor;
 
 pub use dtype::DType;

@@ -14,11 +14,16 @@ pub const MANIFEST_FILE: &str = "model.toml";
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Largest batch the model may be run with (0: batching off).
-    #[serde(default)]
-    pub max_batch_size: usize,
-    /// Longest a request may wait for others to join its batch, in microseconds.
+    /// Largest batch the model is run with (0: batching off); unset: the server's default.
+    pub max_batch_size: Option<usize>,
+    /// Longest a request may wait for others to join its batch, in microseconds; unset: the
+    /// server's default.
     pub max_queue_delay_us: Option<u64>,
+    /// Most requests waiting for this model before new ones are refused; unset: the server's default.
+    pub max_queue_size: Option<usize>,
+    /// Engine instances serving this model in parallel, each on its own thread; unset: the
+    /// server's default.
+    pub instances: Option<usize>,
     /// Preprocessing per input name.
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
@@ -219,7 +224,7 @@ labels = "labels.txt"
     #[test]
     fn parses_an_image_classifier() {
         let m = Manifest::parse(IMAGENET, Path::new("model.toml")).unwrap();
-        assert_eq!(m.max_batch_size, 8);
+        assert_eq!(m.max_batch_size, Some(8));
         let image = m.inputs["input"].image.as_ref().unwrap();
         assert_eq!(image.resize, Resize::ShorterSide(256));
         assert_eq!(image.layout, Layout::Nchw);

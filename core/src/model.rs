@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Result;
@@ -30,12 +31,13 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
-/// Loads one engine for a model file; lets callers pick the runtime at run time.
-pub type EngineLoader = fn(&Path, &EngineConfig) -> Result<Box<dyn Engine>>;
+/// Loads one engine for a model file; lets callers pick the runtime (and any fallback) at
+/// run time.
+pub type EngineLoader = Arc<dyn Fn(&Path, &EngineConfig) -> Result<Box<dyn Engine>> + Send + Sync>;
 
 /// The `EngineLoader` of engine type `E`.
 pub fn loader<E: Engine + 'static>() -> EngineLoader {
-    |path, config| Ok(Box::new(E::load(path, config)?))
+    Arc::new(|path, config| Ok(Box::new(E::load(path, config)?)))
 }
 
 impl LoadedModel {
@@ -44,7 +46,7 @@ impl LoadedModel {
     pub fn load(
         entry: &ModelEntry,
         version: &ModelVersion,
-        load: EngineLoader,
+        load: &EngineLoader,
         config: &EngineConfig,
     ) -> Result<LoadedModel> {
         let (manifest, base) = version.manifest(&entry.dir)?;

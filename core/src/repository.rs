@@ -193,9 +193,15 @@ mod tests {
         let repo = Repository::scan(root.path()).unwrap();
         let entry = repo.get("m").unwrap();
         let version = entry.newest().unwrap();
-        assert_eq!(version.manifest(&entry.dir).unwrap().0.max_batch_size, 4);
+        assert_eq!(
+            version.manifest(&entry.dir).unwrap().0.max_batch_size,
+            Some(4)
+        );
         std::fs::write(model.join("3/model.toml"), "max_batch_size = 2").unwrap();
-        assert_eq!(version.manifest(&entry.dir).unwrap().0.max_batch_size, 2);
+        assert_eq!(
+            version.manifest(&entry.dir).unwrap().0.max_batch_size,
+            Some(2)
+        );
     }
 
     #[test]

@@ -258,18 +258,20 @@ impl Tensor {
     }
 
     /// Joins tensors along axis 0. All parts must share dtype and every dim after the first.
-    pub fn concat_batch(parts: &[Tensor]) -> Result<Tensor> {
-        let first = parts
+    pub fn concat_batch<T: std::borrow::Borrow<Tensor>>(parts: &[T]) -> Result<Tensor> {
+        let first: &Tensor = parts
             .first()
-            .ok_or_else(|| Error::InvalidTensor("nothing to concatenate".into()))?;
+            .ok_or_else(|| Error::InvalidTensor("nothing to concatenate".into()))?
+            .borrow();
         if first.shape.is_empty() {
             return Err(Error::InvalidTensor("cannot batch rank-0 tensors".into()));
         }
         let inner = &first.shape[1..];
         let mut rows = 0usize;
-        let mut data =
-            TensorData::with_capacity(first.dtype(), parts.iter().map(Tensor::len).sum());
+        let total = parts.iter().map(|p| p.borrow().len()).sum();
+        let mut data = TensorData::with_capacity(first.dtype(), total);
         for part in parts {
+            let part: &Tensor = part.borrow();
             if part.shape.get(1..) != Some(inner) {
                 return Err(Error::InvalidTensor(format!(
                     "cannot batch shape {:?} with shape {:?}",

@@ -3,16 +3,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use destino_core::model::{EngineLoader, LoadedModel, loader};
+use destino_core::model::{EngineLoader, loader};
 use destino_core::npz::read_npz;
 use destino_core::offline::{InspectArgs, RunArgs, describe, describe_support, run_npz};
 use destino_core::parity::{Comparison, Tolerance, compare_all};
-use destino_core::repository::Repository;
-use destino_core::{Engine, EngineConfig, Error, OnnxModel, Result, Tensors};
+use destino_core::{Engine, EngineConfig, OnnxModel, Result, Tensors};
 use destino_edge::TractEngine;
 
-use crate::config::{EngineKind, ParityArgs, RuntimeArgs, ServeArgs};
-use crate::ort_engine::{OrtEngine, init_runtime, runtime_version};
+use crate::config::{EngineKind, ParityArgs, RuntimeArgs};
+use crate::ort_engine::{OrtEngine, init_runtime};
 use crate::runtime_path::candidates;
 
 /// Loads ONNX Runtime from the configured candidates.
@@ -21,7 +20,7 @@ pub fn load_onnxruntime(runtime: &RuntimeArgs) -> Result<String> {
     init_runtime(&candidates(runtime.onnxruntime.as_deref(), env.as_deref()))
 }
 
-fn engine_loader(runtime: &RuntimeArgs, kind: EngineKind) -> Result<EngineLoader> {
+pub fn engine_loader(runtime: &RuntimeArgs, kind: EngineKind) -> Result<EngineLoader> {
     Ok(match kind {
         EngineKind::Ort => {
             load_onnxruntime(runtime)?;
@@ -35,53 +34,6 @@ fn kind_name(kind: EngineKind) -> &'static str {
     match kind {
         EngineKind::Ort => "ort",
         EngineKind::Tract => "tract",
-    }
-}
-
-pub fn serve(runtime: &RuntimeArgs, args: &ServeArgs) -> Result<ExitCode> {
-    let load = engine_loader(runtime, runtime.engine)?;
-    if runtime.engine == EngineKind::Ort {
-        println!("onnxruntime: {}", runtime_version());
-    }
-    let root = args.repository();
-    let repository = Repository::scan(&root)?;
-    for (name, reason) in &repository.skipped {
-        eprintln!("skipping {name}: {reason}");
-    }
-    let config = runtime.engine_config();
-    let mut models = Vec::new();
-    for entry in repository.models.values() {
-        let Some(version) = entry.newest() else {
-            continue;
-        };
-        match LoadedModel::load(entry, version, load, &config) {
-            Ok(model) => {
-                println!(
-                    "loaded {} version {} on {} ({})",
-                    model.name,
-                    model.version,
-                    model.engine.name(),
-                    model.engine.device()
-                );
-                models.push(model);
-            }
-            Err(e) => eprintln!(
-                "failed to load {} version {}: {e}",
-                entry.name,
-                version.number()
-            ),
-        }
-    }
-    if models.is_empty() {
-        return Err(Error::Repository(format!(
-            "no model in {} could be loaded",
-            root.display()
-        )));
-    }
-    println!("ready: {} model(s) from {}", models.len(), root.display());
-    // The HTTP front door arrives with the serving issue; until then, hold the models loaded.
-    loop {
-        std::thread::park();
     }
 }
 

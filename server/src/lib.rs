@@ -4,3 +4,4 @@ pub mod commands;
 pub mod config;
 pub mod ort_engine;
 pub mod runtime_path;
+pub mod serve;

@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use destino_server::commands;
 use destino_server::config::{Command, ServerConfig};
+use destino_server::{commands, serve};
 
 fn main() -> ExitCode {
     let config = ServerConfig::parse();
     let runtime = &config.runtime;
     let result = match &config.command {
-        Command::Serve(args) => commands::serve(runtime, args),
+        Command::Serve(args) => serve::serve(runtime, args),
         Command::Run(args) => commands::run(runtime, args),
         Command::Parity(args) => commands::parity(runtime, args),
         Command::Inspect(args) => commands::inspect(runtime, args),

@@ -1,0 +1,8 @@
+//! KServe V2 / Open Inference Protocol: datatypes, request parsing, tensor decoding,
+//! response encoding and the route handlers.
+
+pub mod datatype;
+pub mod decode;
+pub mod request;
+pub mod response;
+pub mod routes;

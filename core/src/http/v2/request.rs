@@ -1,0 +1,232 @@
+//! Parsing a V2 inference request: the JSON object, or Triton's binary form where a JSON
+//! header of `Inference-Header-Content-Length` bytes is followed by raw tensor data.
+
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::dtype::DType;
+use crate::http::error::ApiError;
+use crate::http::v2::datatype::from_v2;
+
+/// An inference request whose inputs are not yet tensors.
+#[derive(Debug)]
+pub struct InferRequest {
+    pub id: Option<String>,
+    pub inputs: Vec<RequestInput>,
+    /// Requested outputs; empty means all.
+    pub outputs: Vec<RequestedOutput>,
+    /// `binary_data_output`: send every output as binary unless it says otherwise.
+    pub binary_outputs: bool,
+}
+
+#[derive(Debug)]
+pub struct RequestInput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub datatype: DType,
+    pub data: InputData,
+}
+
+/// Where an input's elements are.
+#[derive(Debug)]
+pub enum InputData {
+    /// `data`, flat or nested.
+    Json(Value),
+    /// Raw little-endian elements from the binary part of the body.
+    Binary(Bytes),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedOutput {
+    pub name: String,
+    pub binary: Option<bool>,
+    /// Classification extension: answer the top `k` classes instead of the tensor.
+    pub classification: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RequestJson {
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    inputs: Vec<InputJson>,
+    #[serde(default)]
+    outputs: Vec<OutputJson>,
+}
+
+#[derive(Deserialize)]
+struct InputJson {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct OutputJson {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+fn bool_parameter(parameters: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match parameters.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "parameter `{key}` must be a boolean, got {other}"
+        ))),
+    }
+}
+
+fn count_parameter(parameters: &Map<String, Value>, key: &str) -> Result<Option<usize>, ApiError> {
+    match parameters.get(key) {
+        None => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "parameter `{key}` must be a non-negative integer, got {value}"
+                ))
+            }),
+    }
+}
+
+/// Parses `body`; `header_length` is `Inference-Header-Content-Length` when present.
+pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ApiError> {
+    let json_end = header_length.unwrap_or(body.len());
+    if json_end > body.len() {
+        return Err(ApiError::bad_request(format!(
+            "Inference-Header-Content-Length is {json_end} but the body has only {} bytes",
+            body.len()
+        )));
+    }
+    let request: RequestJson = serde_json::from_slice(&body[..json_end])
+        .map_err(|e| ApiError::bad_request(format!("malformed inference request: {e}")))?;
+    let mut binary = body.slice(json_end..);
+    let mut inputs = Vec::with_capacity(request.inputs.len());
+    for input in request.inputs {
+        if inputs.iter().any(|i: &RequestInput| i.name == input.name) {
+            return Err(ApiError::bad_request(format!(
+                "input `{}` appears twice",
+                input.name
+            )));
+        }
+        let datatype = from_v2(&input.datatype).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "input `{}`: unknown datatype `{}` (use BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES)",
+                input.name, input.datatype
+            ))
+        })?;
+        let shape = input
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "input `{}`: shape {:?} has a negative dimension",
+                    input.name, input.shape
+                ))
+            })?;
+        let data = match (
+            count_parameter(&input.parameters, "binary_data_size")?,
+            input.data,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "input `{}` has both `data` and `binary_data_size`",
+                    input.name
+                )));
+            }
+            (Some(size), None) => {
+                if size > binary.len() {
+                    return Err(ApiError::bad_request(format!(
+                        "input `{}`: binary_data_size {size} exceeds the {} bytes of binary data left",
+                        input.name,
+                        binary.len()
+                    )));
+                }
+                InputData::Binary(binary.split_to(size))
+            }
+            (None, Some(data)) => InputData::Json(data),
+            (None, None) => {
+                return Err(ApiError::bad_request(format!(
+                    "input `{}` has neither `data` nor `binary_data_size`",
+                    input.name
+                )));
+            }
+        };
+        inputs.push(RequestInput {
+            name: input.name,
+            shape,
+            datatype,
+            data,
+        });
+    }
+    if !binary.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{} bytes of binary data follow the header but no input claims them",
+            binary.len()
+        )));
+    }
+    let outputs = request
+        .outputs
+        .into_iter()
+        .map(|o| {
+            Ok(RequestedOutput {
+                binary: bool_parameter(&o.parameters, "binary_data")?,
+                classification: count_parameter(&o.parameters, "classification")?,
+                name: o.name,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(InferRequest {
+        id: request.id,
+        inputs,
+        outputs,
+        binary_outputs: bool_parameter(&request.parameters, "binary_data_output")?.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_json_and_binary_inputs() {
+        let header = br#"{"id":"7","inputs":[{"name":"a","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}},{"name":"b","shape":[1],"datatype":"BOOL","data":[true]}],"outputs":[{"name":"y","parameters":{"binary_data":true,"classification":3}}]}"#;
+        let mut body = header.to_vec();
+        body.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        let request = parse(Bytes::from(body), Some(header.len())).unwrap();
+        assert_eq!(request.id.as_deref(), Some("7"));
+        assert!(matches!(&request.inputs[0].data, InputData::Binary(b) if b.len() == 8));
+        assert!(matches!(&request.inputs[1].data, InputData::Json(_)));
+        assert_eq!(request.outputs[0].classification, Some(3));
+        assert_eq!(request.outputs[0].binary, Some(true));
+    }
+
+    #[test]
+    fn refuses_inconsistent_bodies() {
+        let bad = |body: &str, header: Option<usize>| {
+            parse(Bytes::from(body.to_string()), header)
+                .unwrap_err()
+                .message
+        };
+        assert!(bad("{", None).contains("malformed"));
+        assert!(bad(r#"{"inputs":[]}"#, Some(99)).contains("Inference-Header-Content-Length"));
+        let negative = r#"{"inputs":[{"name":"a","shape":[-1],"datatype":"FP32","data":[]}]}"#;
+        assert!(bad(negative, None).contains("negative"));
+        let twice = r#"{"inputs":[{"name":"a","shape":[0],"datatype":"FP32","data":[]},{"name":"a","shape":[0],"datatype":"FP32","data":[]}]}"#;
+        assert!(bad(twice, None).contains("twice"));
+        let leftover = r#"{"inputs":[]}xyz"#;
+        assert!(bad(leftover, Some(13)).contains("no input claims"));
+        let unknown = r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP8","data":[1]}]}"#;
+        assert!(bad(unknown, None).contains("unknown datatype"));
+    }
+}
