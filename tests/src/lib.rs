@@ -1,6 +1,8 @@
 //! Helpers for destino's cross-crate tests: the shared real models and their reference
 //! inputs and outputs (`../shared/models`).
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 
 use destino_core::npz::read_npy_file;

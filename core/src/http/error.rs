@@ -98,6 +98,9 @@ impl From<RegistryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(status = %self.status, "{}", self.message);
+        }
         let body = Json(serde_json::json!({ "error": self.message }));
         let mut response = (self.status, body).into_response();
         if let Some(secs) = self.retry_after_secs {

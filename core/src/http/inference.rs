@@ -6,27 +6,16 @@ use std::time::Instant;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::metadata::Tensors;
-use crate::serving::batch::batch_rows;
 use crate::serving::{Reply, ServedModel};
 
-/// Validates `inputs` against the model, then runs them through its queue.
+/// Validates `inputs` against the model, then runs them through its queue. A request with
+/// more rows than the model's batch limit is not refused: it runs alone.
 pub async fn infer(
     state: &AppState,
     model: &Arc<ServedModel>,
     inputs: Tensors,
 ) -> Result<Reply, ApiError> {
     model.metadata.validate_inputs(&inputs)?;
-    if let Some(max) = model.max_request_rows() {
-        match batch_rows(&inputs) {
-            Some(rows) if rows > max => {
-                return Err(ApiError::bad_request(format!(
-                    "batch of {rows} exceeds model `{}`'s max_batch_size {max}",
-                    model.name
-                )));
-            }
-            _ => {}
-        }
-    }
     let reply = model
         .scheduler
         .infer(inputs, state.options.request_timeout)

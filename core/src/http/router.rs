@@ -229,7 +229,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), require_api_key))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
-        .layer(TraceLayer::new_for_http().make_span_with(
+        .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
                 let id = request
                     .headers()
