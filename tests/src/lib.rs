@@ -2,6 +2,7 @@
 //! inputs and outputs (`../shared/models`).
 
 pub mod server;
+pub mod v2;
 
 use std::path::{Path, PathBuf};
 
