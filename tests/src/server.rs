@@ -82,7 +82,12 @@ impl Reply {
 
     /// The `error` of a JSON error body, after checking the status.
     pub fn error(&self, status: u16) -> String {
-        assert_eq!(self.status, status, "unexpected status, body: {}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status, body: {}",
+            self.text()
+        );
         let json = self.json();
         json["error"]
             .as_str()

@@ -213,7 +213,7 @@ impl Registry {
                     version = served.version,
                     engine = served.engine,
                     device = %served.device,
-                    batching = served.max_request_rows().is_some(),
+                    batching = served.max_batch_size().is_some(),
                     "ready"
                 );
                 self.swap_in(served.clone());

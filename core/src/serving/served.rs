@@ -123,8 +123,8 @@ impl ServedModel {
         }))
     }
 
-    /// The largest batch a single request may carry (`None`: no limit).
-    pub fn max_request_rows(&self) -> Option<usize> {
+    /// The most rows merged into one engine run (`None`: batching off).
+    pub fn max_batch_size(&self) -> Option<usize> {
         let max = self.scheduler.policy().max_batch_size;
         (self.batchable && max > 0).then_some(max)
     }

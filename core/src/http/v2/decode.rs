@@ -144,7 +144,7 @@ fn from_binary(
     count: usize,
 ) -> Result<TensorData, ApiError> {
     if let Some(size) = dtype.size_of() {
-        let expected = count.checked_mul(size).unwrap_or(usize::MAX);
+        let expected = count.saturating_mul(size);
         if bytes.len() != expected {
             return Err(ApiError::bad_request(format!(
                 "input `{name}`: {count} {} elements need {expected} bytes, binary_data_size is {}",

@@ -91,7 +91,7 @@ pub async fn model_metadata(
         "parameters": {
             "engine": model.engine,
             "execution_provider": model.device.to_string(),
-            "max_batch_size": model.max_request_rows().unwrap_or(0),
+            "max_batch_size": model.max_batch_size().unwrap_or(0),
         },
     })))
 }

@@ -1,0 +1,353 @@
+//! Serving machinery over real HTTP: dynamic batching seen in metrics, 429 when a queue is
+//! full, hot swap under load without failures, failed loads keeping the old version,
+//! unload/load, `--watch`, request timeouts and graceful shutdown.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use destino_core::Tensor;
+use destino_tests::reference_case;
+use destino_tests::server::{Client, Reply, TestServer, add_model};
+use destino_tests::v2::{binary_request, json_request, response_tensors};
+use serde_json::json;
+
+fn digits_request(rows: usize) -> serde_json::Value {
+    let case = reference_case("sklearn_digits_rf", None);
+    let x = &case.inputs["X"];
+    let data = x.as_f32().unwrap()[..rows * 64].to_vec();
+    let inputs = [("X".to_string(), Tensor::new(vec![rows, 64], data).unwrap())].into();
+    json_request(&inputs)
+}
+
+/// Runs `f(i)` on `n` threads released together; returns their results in order.
+fn together<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, f) = (barrier.clone(), f.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f(i)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_requests_are_merged_into_batches() {
+    let repository = tempfile::tempdir().unwrap();
+    let dir = add_model(repository.path(), "sklearn_digits_rf", None);
+    std::fs::write(
+        dir.join("model.toml"),
+        "max_batch_size = 8\nmax_queue_delay_us = 300000\n",
+    )
+    .unwrap();
+    let server = TestServer::start(repository.path(), &[]);
+    let client = server.client.clone();
+    let expected = reference_case("sklearn_digits_rf", None).expected;
+    let replies = together(4, move |_| {
+        client.post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(2))
+    });
+    for reply in &replies {
+        let outputs = response_tensors(reply);
+        assert_eq!(
+            outputs["label"],
+            expected["label"].split_batch(&[2, 6]).unwrap()[0]
+        );
+    }
+    let batches = server.metric("destino_batch_size_count", "sklearn_digits_rf");
+    let requests = server.metric("destino_batch_size_sum", "sklearn_digits_rf");
+    assert_eq!(requests, 4.0, "every request ran once");
+    assert!(
+        batches < 4.0,
+        "4 concurrent requests ran in {batches} batches: none was merged"
+    );
+    let successes = server.metric("destino_inference_requests_total", "outcome=\"success\"");
+    assert_eq!(successes, 4.0);
+}
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "efficientnet_lite0", None);
+    let server = TestServer::start(
+        repository.path(),
+        &["--max-queue-size", "1", "--max-batch-size", "0"],
+    );
+    let case = reference_case("efficientnet_lite0", None);
+    let batch = [(
+        "input".to_string(),
+        Tensor::concat_batch(&[&case.inputs["input"]; 4]).unwrap(),
+    )]
+    .into();
+    let (body, header) = binary_request(&batch);
+    let client = server.client.clone();
+    let body = Arc::new(body);
+    let replies: Vec<Reply> = together(12, move |_| {
+        let header = header.to_string();
+        client.post(
+            "/v2/models/efficientnet_lite0/infer",
+            &[("inference-header-content-length", &header)],
+            &body,
+        )
+    });
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(!refused.is_empty(), "no request was refused");
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
+    assert_eq!(refused[0].header("retry-after"), Some("1"));
+    assert!(refused[0].error(429).contains("retry later"));
+    let counted = server.metric("destino_inference_requests_total", "reason=\"queue_full\"");
+    assert_eq!(counted, refused.len() as f64);
+    assert_eq!(server.client.get("/v2/health/ready").status, 200);
+}
+
+/// Keeps `threads` clients inferring until stopped; returns every reply's status and version.
+fn load(
+    client: &Client,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<(u16, String)>>> {
+    (0..threads)
+        .map(|_| {
+            let (client, stop) = (client.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let request = digits_request(1);
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = client.post_json("/v2/models/sklearn_digits_rf/infer", &request);
+                    let version = if reply.status == 200 {
+                        reply.json()["model_version"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string()
+                    } else {
+                        reply.text()
+                    };
+                    seen.push((reply.status, version));
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn hot_swap_under_load_fails_no_request_and_a_bad_version_keeps_the_old_one() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "sklearn_digits_rf", Some(1));
+    let server = TestServer::start(repository.path(), &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&server.client, 3, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    add_model(repository.path(), "sklearn_digits_rf", Some(2));
+    let loaded = server
+        .client
+        .post("/v2/repository/models/sklearn_digits_rf/load", &[], b"");
+    assert_eq!(loaded.json()["version"], "2", "{}", loaded.text());
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let per_thread: Vec<Vec<(u16, String)>> =
+        workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let seen: Vec<&(u16, String)> = per_thread.iter().flatten().collect();
+    let failed: Vec<_> = seen.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(seen.iter().any(|(_, v)| v == "1") && seen.iter().any(|(_, v)| v == "2"));
+    for replies in &per_thread {
+        // The swap is atomic: once a client saw version 2, version 1 never answers it again.
+        if let Some(first_v2) = replies.iter().position(|(_, v)| v == "2") {
+            assert!(replies[first_v2..].iter().all(|(_, v)| v == "2"));
+        }
+    }
+
+    // A broken version 3: the load fails, version 2 keeps serving, the index says why.
+    let broken = repository.path().join("sklearn_digits_rf/3");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("model.onnx"), b"not an onnx model").unwrap();
+    let failed = server
+        .client
+        .post("/v2/repository/models/sklearn_digits_rf/load", &[], b"");
+    assert!(
+        failed
+            .error(500)
+            .contains("loading model `sklearn_digits_rf` failed")
+    );
+    let reply = server
+        .client
+        .post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(1));
+    assert_eq!(reply.json()["model_version"], "2");
+    let index = server.client.post("/v2/repository/index", &[], b"").json();
+    assert_eq!(index[0]["state"], "READY");
+    assert!(
+        index[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("last load failed"),
+        "{index}"
+    );
+}
+
+#[test]
+fn unload_then_load_and_unknown_models() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "sklearn_digits_rf", None);
+    let server = TestServer::start(repository.path(), &[]);
+    let c = &server.client;
+    assert_eq!(
+        c.post("/v2/repository/models/sklearn_digits_rf/unload", &[], b"")
+            .status,
+        200
+    );
+    let infer = c.post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(1));
+    assert!(infer.error(503).contains("not ready"));
+    assert_eq!(c.get("/v2/models/sklearn_digits_rf/ready").status, 503);
+    assert_eq!(c.get("/v2/health/ready").status, 503, "no model serves");
+    let index = c.get("/v2/repository/index").json();
+    assert_eq!(
+        index,
+        json!([{"name": "sklearn_digits_rf", "state": "UNAVAILABLE", "reason": "unloaded", "version": "1"}])
+    );
+    assert_eq!(
+        c.post("/v2/repository/models/sklearn_digits_rf/load", &[], b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        c.post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(1))
+            .status,
+        200
+    );
+    assert_eq!(
+        c.post("/v2/repository/models/nope/load", &[], b"").status,
+        404
+    );
+    assert_eq!(
+        c.post("/v2/repository/models/..%2F..%2Fetc/load", &[], b"")
+            .status,
+        400
+    );
+}
+
+#[test]
+fn watch_picks_up_new_versions_and_new_models() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "sklearn_digits_rf", Some(1));
+    let server = TestServer::start(
+        repository.path(),
+        &["--watch", "--watch-interval-ms", "200"],
+    );
+    add_model(repository.path(), "sklearn_digits_rf", Some(2));
+    add_model(repository.path(), "silero_vad", None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let digits = server.client.get("/v2/models/sklearn_digits_rf").json();
+        let silero = server.client.get("/v2/models/silero_vad/ready").status;
+        if digits["versions"] == json!(["2"]) && silero == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch did not pick up the changes: {digits}\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_dir_all(repository.path().join("silero_vad")).unwrap();
+    while server.client.get("/v2/models/silero_vad/ready").status == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "watch did not unload a removed model"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn request_timeout_answers_503() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "efficientnet_lite0", None);
+    let server = TestServer::start(repository.path(), &["--request-timeout-ms", "1"]);
+    let case = reference_case("efficientnet_lite0", None);
+    let batch = [(
+        "input".to_string(),
+        Tensor::concat_batch(&[&case.inputs["input"]; 8]).unwrap(),
+    )]
+    .into();
+    let (body, header) = binary_request(&batch);
+    let header = header.to_string();
+    let reply = server.client.post(
+        "/v2/models/efficientnet_lite0/infer",
+        &[("inference-header-content-length", &header)],
+        &body,
+    );
+    assert!(reply.error(503).contains("timeout"));
+    assert_eq!(
+        server.metric("destino_inference_requests_total", "reason=\"timeout\""),
+        1.0
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "efficientnet_lite0", None);
+    let server = TestServer::start(repository.path(), &["--max-batch-size", "0"]);
+    let case = reference_case("efficientnet_lite0", None);
+    let batch = [(
+        "input".to_string(),
+        Tensor::concat_batch(&[&case.inputs["input"]; 8]).unwrap(),
+    )]
+    .into();
+    let (body, header) = binary_request(&batch);
+    let body = Arc::new(body);
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, body, header) = (server.client.clone(), body.clone(), header.to_string());
+            std::thread::spawn(move || {
+                client
+                    .post(
+                        "/v2/models/efficientnet_lite0/infer",
+                        &[("inference-header-content-length", &header)],
+                        &body,
+                    )
+                    .status
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric("destino_queue_depth", "efficientnet_lite0") < 2.0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = server.terminate();
+    let statuses: Vec<u16> = in_flight.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(statuses, vec![200; 4]);
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn metrics_port_serves_metrics_with_the_execution_provider() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "sklearn_digits_rf", None);
+    let server = TestServer::start(repository.path(), &["--metrics-port", &port.to_string()]);
+    let metrics = Client::new(&format!("http://127.0.0.1:{port}"))
+        .get("/metrics")
+        .text();
+    assert!(metrics.contains(r#"destino_model_info{device="cpu",engine="ort",model="sklearn_digits_rf",version="1"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"destino_model_ready{model="sklearn_digits_rf"} 1"#));
+    assert_eq!(server.client.get("/metrics").status, 200);
+}
