@@ -2,14 +2,15 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use destino_core::npz::{read_npz, write_npz};
 use destino_core::parity::{Tolerance, compare_all};
-use destino_tests::{ReferenceCase, binary, bundled_models, fixture, reference_case};
+use destino_tests::server::TestServer;
+use destino_tests::{
+    ReferenceCase, binary, bundled_models, fixture, reference_case, shared_models,
+};
 
 struct Files {
     _dir: tempfile::TempDir,
@@ -210,47 +211,15 @@ fn clear_errors_for_missing_files() {
 }
 
 #[test]
-fn serve_loads_the_bundled_repository_and_reports_ready() {
-    let mut child = Command::new(binary("destino-server"))
-        .args(["serve", "--model-repository", p(&bundled_models())])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        match receiver.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                let ready = line.starts_with("ready:");
-                seen.push(line);
-                if ready {
-                    break;
-                }
-            }
-            Err(_) => {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("serve exited with {status}: {seen:?}");
-                }
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        seen.iter()
-            .any(|l| l == "loaded efficientnet_lite0 version 1 on ort (cpu)"),
-        "{seen:?}"
+fn serve_on_the_bundled_repository_classifies_an_image() {
+    let server = TestServer::start(&bundled_models(), &[]);
+    let reply = server.client.post(
+        "/models/efficientnet_lite0/predict",
+        &[("content-type", "image/png")],
+        &std::fs::read(shared_models().join("images/coffee.png")).unwrap(),
     );
-    assert!(
-        seen.iter().any(|l| l.starts_with("ready: 1 model(s)")),
-        "{seen:?}"
-    );
+    assert_eq!(reply.json()["outputs"]["logits"][0][0]["label"], "espresso");
+    let output = server.output();
+    assert!(output.contains("ready: 1 model(s)"), "{output}");
+    assert!(output.contains("onnxruntime: "), "{output}");
 }
