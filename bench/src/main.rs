@@ -5,7 +5,7 @@
 //! `bench/run` starts a release server and calls this for the models and concurrencies of
 //! the README table.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -74,7 +74,7 @@ fn first_row(inputs: &Tensors) -> Result<Tensors> {
         .collect()
 }
 
-fn in_process(model: &PathBuf, inputs: &Tensors, threads: usize, seconds: f64) -> Result<Stats> {
+fn in_process(model: &Path, inputs: &Tensors, threads: usize, seconds: f64) -> Result<Stats> {
     init_onnxruntime();
     let config = EngineConfig {
         threads,
@@ -142,7 +142,7 @@ fn over_http(args: &Args, inputs: &Tensors, concurrency: usize) -> Stats {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
+    format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
 fn main() -> Result<()> {

@@ -351,3 +351,44 @@ fn metrics_port_serves_metrics_with_the_execution_provider() {
     assert!(metrics.contains(r#"destino_model_ready{model="sklearn_digits_rf"} 1"#));
     assert_eq!(server.client.get("/metrics").status, 200);
 }
+
+#[test]
+fn requests_of_clients_that_left_are_not_computed() {
+    use std::io::Write;
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "efficientnet_lite0", None);
+    let server = TestServer::start(repository.path(), &["--max-batch-size", "0"]);
+    let case = reference_case("efficientnet_lite0", None);
+    let batch = [(
+        "input".to_string(),
+        Tensor::concat_batch(&[&case.inputs["input"]; 8]).unwrap(),
+    )]
+    .into();
+    let (body, header) = binary_request(&batch);
+    let address = server.client.base.trim_start_matches("http://").to_string();
+    // Each client sends a slow request and hangs up at once; all but the first are still
+    // queued when their connection closes.
+    for _ in 0..6 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let head = format!(
+            "POST /v2/models/efficientnet_lite0/infer HTTP/1.1\r\nHost: {address}\r\nInference-Header-Content-Length: {header}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        drop(stream);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let cancelled = loop {
+        let cancelled = server.metric("destino_inference_requests_total", "reason=\"cancelled\"");
+        if cancelled >= 1.0 || Instant::now() > deadline {
+            break cancelled;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(cancelled >= 1.0, "no abandoned request was skipped");
+    let computed = server.metric("destino_batch_size_count", "efficientnet_lite0");
+    assert!(computed < 6.0, "all {computed} abandoned requests were computed");
+    assert_eq!(server.client.get("/v2/health/ready").status, 200);
+}
