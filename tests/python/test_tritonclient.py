@@ -172,6 +172,18 @@ class TritonClientTest(unittest.TestCase):
         self.assertIsNone(result.get_output("label"))
         self.assertIsNone(result.as_numpy("label"))
 
+    def test_compressed_request_and_response(self):
+        for algorithm in ("gzip", "deflate"):
+            inputs, expected = reference("efficientnet_lite0")
+            result = self.client.infer(
+                "efficientnet_lite0",
+                make_inputs(inputs, True),
+                outputs=requested(["logits"], True),
+                request_compression_algorithm=algorithm,
+                response_compression_algorithm=algorithm,
+            )
+            self.assert_outputs(result, expected)
+
     def test_request_id_echoed(self):
         inputs, expected = reference("sklearn_digits_rf")
         result = self.client.infer("sklearn_digits_rf", make_inputs(inputs, True), request_id="abc")

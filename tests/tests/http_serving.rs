@@ -389,6 +389,9 @@ fn requests_of_clients_that_left_are_not_computed() {
     };
     assert!(cancelled >= 1.0, "no abandoned request was skipped");
     let computed = server.metric("destino_batch_size_count", "efficientnet_lite0");
-    assert!(computed < 6.0, "all {computed} abandoned requests were computed");
+    assert!(
+        computed < 6.0,
+        "all {computed} abandoned requests were computed"
+    );
     assert_eq!(server.client.get("/v2/health/ready").status, 200);
 }

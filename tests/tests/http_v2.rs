@@ -302,6 +302,12 @@ fn bad_requests_get_clear_json_errors_and_the_server_keeps_serving() {
     );
     assert!(message.contains("image 0"), "{message}");
 
+    let brotli = [("content-encoding", "br")];
+    assert_eq!(
+        c.post(infer, &brotli, b"{}").error(415),
+        "unsupported media type"
+    );
+
     let huge = vec![b' '; 2_500_000];
     let too_large = post_ignoring_early_close(&c.base, infer, &huge);
     assert!(error_of(&too_large, 413).contains("limit"));

@@ -82,10 +82,12 @@ pub async fn predict_route(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let version = path.version.clone().unwrap_or_default();
-    let result = match state.registry.get(&path.model, path.version.as_deref()) {
-        Ok(model) => predict(&state, &model, query.top_k, request).await,
-        Err(e) => Err(e.into()),
+    let (version, result) = match state.registry.get(&path.model, path.version.as_deref()) {
+        Ok(model) => (
+            model.version.to_string(),
+            predict(&state, &model, query.top_k, request).await,
+        ),
+        Err(e) => (path.version.clone().unwrap_or_default(), Err(e.into())),
     };
     record(&state, &path.model, &version, started, &result);
     result.map(Json).into_response()

@@ -1,7 +1,9 @@
-//! Cross-cutting request handling: the optional API key and per-route response counts.
+//! Cross-cutting request handling: the optional API key, per-route response counts, and JSON
+//! bodies for errors raised outside the handlers (framework rejections, unsupported encodings).
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -71,4 +73,36 @@ pub async fn count_responses(
         .with_label_values(&[&route, response.status().as_str()])
         .inc();
     response
+}
+
+/// Error responses that are not JSON yet (a path or query rejection, an unsupported
+/// `Content-Encoding`) get `{"error": ...}` with their text, so every error has one shape.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_string();
+    if message.is_empty() {
+        message = status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase();
+    }
+    let body = serde_json::json!({ "error": message }).to_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }

@@ -8,12 +8,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get, post};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::http::error::ApiError;
-use crate::http::middleware::{count_responses, require_api_key};
+use crate::http::middleware::{count_responses, json_errors, require_api_key};
 use crate::http::state::AppState;
 use crate::http::{azure, openapi, repository, v2::routes as v2};
 
@@ -229,6 +231,11 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), require_api_key))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        // gzip/deflate request bodies (the limit applies to the decompressed size) and
+        // responses when the client accepts them, as tritonclient can use.
+        .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
+        .layer(CompressionLayer::new().gzip(true).deflate(true))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
                 let id = request

@@ -118,19 +118,23 @@ pub async fn infer(
     RawBody(body): RawBody,
 ) -> Response {
     let started = Instant::now();
-    let version = path.version.clone().unwrap_or_default();
-    let result = infer_inner(&state, &path, &headers, body).await;
+    let (version, result) = match state.registry.get(&path.model, path.version.as_deref()) {
+        Ok(model) => (
+            model.version.to_string(),
+            infer_inner(&state, model, &headers, body).await,
+        ),
+        Err(e) => (path.version.clone().unwrap_or_default(), Err(e.into())),
+    };
     record(&state, &path.model, &version, started, &result);
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn infer_inner(
     state: &AppState,
-    path: &ModelPath,
+    model: Arc<ServedModel>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let model = state.registry.get(&path.model, path.version.as_deref())?;
     let header_length = match headers.get(HEADER_LENGTH) {
         None => None,
         Some(value) => Some(
