@@ -7,7 +7,7 @@ pub mod v2;
 use std::path::{Path, PathBuf};
 
 use destino_core::npz::read_npy_file;
-use destino_core::{ModelMetadata, OnnxModel, Tensors};
+use destino_core::{ModelMetadata, OnnxModel, TensorData, Tensors};
 
 /// The shared models folder: `$DESTINO_SHARED_MODELS`, else `../shared/models` beside the
 /// checkout.
@@ -113,4 +113,42 @@ pub fn binary(name: &str) -> PathBuf {
         assert!(status.success(), "building the binaries failed");
     });
     profile_dir.join(name)
+}
+
+/// Three values of every dtype, extremes included; `finite` replaces the float infinities
+/// (which JSON cannot carry) with 2.5.
+pub fn dtype_samples(finite: bool) -> Vec<TensorData> {
+    use half::f16;
+    let special = if finite { 2.5f32 } else { f32::NEG_INFINITY };
+    vec![
+        vec![true, false, true].into(),
+        vec![0u8, 7, u8::MAX].into(),
+        vec![0u16, 7, u16::MAX].into(),
+        vec![0u32, 7, u32::MAX].into(),
+        vec![0u64, 7, u64::MAX].into(),
+        vec![i8::MIN, -1, i8::MAX].into(),
+        vec![i16::MIN, -1, i16::MAX].into(),
+        vec![i32::MIN, -1, i32::MAX].into(),
+        vec![i64::MIN, -1, i64::MAX].into(),
+        vec![f16::MIN, f16::from_f32(-0.5), f16::from_f32(special)].into(),
+        vec![f32::MIN_POSITIVE, -1.5, special].into(),
+        vec![f64::MAX, 1e-300, -0.0].into(),
+        vec!["".to_string(), "ascii".into(), "ünïcödé ✓".into()].into(),
+    ]
+}
+
+/// The sklearn_digits_rf reference: its input rows and expected labels.
+pub fn digits_reference() -> (Vec<Vec<f32>>, Vec<i64>) {
+    let case = reference_case("sklearn_digits_rf", None);
+    let rows = case.inputs["X"]
+        .as_f32()
+        .expect("f32 input")
+        .chunks(64)
+        .map(<[f32]>::to_vec)
+        .collect();
+    let labels = match case.expected["label"].data() {
+        TensorData::I64(v) => v.clone(),
+        other => panic!("labels are {other:?}"),
+    };
+    (rows, labels)
 }

@@ -3,32 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use destino_core::{DType, Engine, EngineConfig, Tensor, TensorData, Tensors};
+use destino_core::{DType, Engine, EngineConfig, Tensor, Tensors};
 use destino_edge::TractEngine;
 use destino_server::ort_engine::OrtEngine;
-use destino_tests::{fixture, init_onnxruntime};
-use half::f16;
-
-fn samples() -> Vec<TensorData> {
-    vec![
-        vec![true, false, true].into(),
-        vec![0u8, 7, u8::MAX].into(),
-        vec![0u16, 7, u16::MAX].into(),
-        vec![0u32, 7, u32::MAX].into(),
-        vec![0u64, 7, u64::MAX].into(),
-        vec![i8::MIN, -1, i8::MAX].into(),
-        vec![i16::MIN, -1, i16::MAX].into(),
-        vec![i32::MIN, -1, i32::MAX].into(),
-        vec![i64::MIN, -1, i64::MAX].into(),
-        vec![f16::MIN, f16::from_f32(-0.5), f16::INFINITY].into(),
-        vec![f32::MIN_POSITIVE, -1.5, f32::NEG_INFINITY].into(),
-        vec![f64::MAX, 1e-300, -0.0].into(),
-        vec!["".to_string(), "ascii".into(), "ünïcödé ✓".into()].into(),
-    ]
-}
+use destino_tests::{dtype_samples, fixture, init_onnxruntime};
 
 fn inputs() -> Tensors {
-    let mut inputs: Tensors = samples()
+    let mut inputs: Tensors = dtype_samples(false)
         .into_iter()
         .map(|data| {
             (

@@ -5,7 +5,7 @@
 
 use destino_core::parity::{Tolerance, compare};
 use destino_tests::server::{TestServer, add_model, test_repository};
-use destino_tests::{reference_case, shared_models};
+use destino_tests::{digits_reference, reference_case, shared_models};
 use serde_json::{Value, json};
 
 fn image(name: &str) -> Vec<u8> {
@@ -51,13 +51,7 @@ fn score_takes_json_for_single_and_multi_input_models() {
     let repository = test_repository();
     let server = TestServer::start(repository.path(), &[]);
     let c = &server.client;
-    let case = reference_case("sklearn_digits_rf", None);
-    let rows: Vec<Vec<f32>> = case.inputs["X"]
-        .as_f32()
-        .unwrap()
-        .chunks(64)
-        .map(<[f32]>::to_vec)
-        .collect();
+    let (rows, expected) = digits_reference();
     let several = c.post_json("/score", &json!({"data": rows}));
     assert!(several.error(400).contains("?model="));
 
@@ -65,10 +59,6 @@ fn score_takes_json_for_single_and_multi_input_models() {
         .post_json("/score?model=sklearn_digits_rf", &json!({"data": rows}))
         .json();
     let labels = &reply["outputs"]["label"];
-    let expected: Vec<i64> = match case.expected["label"].data() {
-        destino_core::TensorData::I64(v) => v.clone(),
-        other => panic!("{other:?}"),
-    };
     assert_eq!(labels, &json!(expected));
     assert_eq!(
         reply["outputs"]["probabilities"].as_array().unwrap().len(),
@@ -156,6 +146,13 @@ fn images_score_raw_and_multipart_with_labels() {
         .within,
         "{score}"
     );
+
+    let versioned = c.post(
+        "/models/efficientnet_lite0/versions/1/predict",
+        &png,
+        &image("coffee.png"),
+    );
+    assert_eq!(top_label(&versioned.json(), 0), "espresso");
 
     let png_bytes = image("chelsea.png");
     let truncated = c.post(

@@ -38,6 +38,32 @@ fn together<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
+/// A server for efficientnet_lite0 alone, started with `args`.
+fn efficientnet_server(args: &[&str]) -> (tempfile::TempDir, TestServer) {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "efficientnet_lite0", None);
+    let server = TestServer::start(repository.path(), args);
+    (repository, server)
+}
+
+/// A slow request: `rows` images for efficientnet_lite0 as binary tensors, with its
+/// `Inference-Header-Content-Length`.
+fn efficientnet_batch(rows: usize) -> (Arc<Vec<u8>>, String) {
+    let case = reference_case("efficientnet_lite0", None);
+    let images = vec![&case.inputs["input"]; rows];
+    let batch = [("input".to_string(), Tensor::concat_batch(&images).unwrap())].into();
+    let (body, header) = binary_request(&batch);
+    (Arc::new(body), header.to_string())
+}
+
+fn post_efficientnet(client: &Client, body: &[u8], header: &str) -> Reply {
+    client.post(
+        "/v2/models/efficientnet_lite0/infer",
+        &[("inference-header-content-length", header)],
+        body,
+    )
+}
+
 #[test]
 fn concurrent_requests_are_merged_into_batches() {
     let repository = tempfile::tempdir().unwrap();
@@ -73,29 +99,11 @@ fn concurrent_requests_are_merged_into_batches() {
 
 #[test]
 fn a_full_queue_answers_429_with_retry_after() {
-    let repository = tempfile::tempdir().unwrap();
-    add_model(repository.path(), "efficientnet_lite0", None);
-    let server = TestServer::start(
-        repository.path(),
-        &["--max-queue-size", "1", "--max-batch-size", "0"],
-    );
-    let case = reference_case("efficientnet_lite0", None);
-    let batch = [(
-        "input".to_string(),
-        Tensor::concat_batch(&[&case.inputs["input"]; 4]).unwrap(),
-    )]
-    .into();
-    let (body, header) = binary_request(&batch);
+    let (_repository, server) =
+        efficientnet_server(&["--max-queue-size", "1", "--max-batch-size", "0"]);
+    let (body, header) = efficientnet_batch(4);
     let client = server.client.clone();
-    let body = Arc::new(body);
-    let replies: Vec<Reply> = together(12, move |_| {
-        let header = header.to_string();
-        client.post(
-            "/v2/models/efficientnet_lite0/infer",
-            &[("inference-header-content-length", &header)],
-            &body,
-        )
-    });
+    let replies: Vec<Reply> = together(12, move |_| post_efficientnet(&client, &body, &header));
     let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
     assert!(!refused.is_empty(), "no request was refused");
     assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
@@ -274,22 +282,9 @@ fn watch_picks_up_new_versions_and_new_models() {
 
 #[test]
 fn request_timeout_answers_503() {
-    let repository = tempfile::tempdir().unwrap();
-    add_model(repository.path(), "efficientnet_lite0", None);
-    let server = TestServer::start(repository.path(), &["--request-timeout-ms", "1"]);
-    let case = reference_case("efficientnet_lite0", None);
-    let batch = [(
-        "input".to_string(),
-        Tensor::concat_batch(&[&case.inputs["input"]; 8]).unwrap(),
-    )]
-    .into();
-    let (body, header) = binary_request(&batch);
-    let header = header.to_string();
-    let reply = server.client.post(
-        "/v2/models/efficientnet_lite0/infer",
-        &[("inference-header-content-length", &header)],
-        &body,
-    );
+    let (_repository, server) = efficientnet_server(&["--request-timeout-ms", "1"]);
+    let (body, header) = efficientnet_batch(8);
+    let reply = post_efficientnet(&server.client, &body, &header);
     assert!(reply.error(503).contains("timeout"));
     assert_eq!(
         server.metric("destino_inference_requests_total", "reason=\"timeout\""),
@@ -299,29 +294,12 @@ fn request_timeout_answers_503() {
 
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits() {
-    let repository = tempfile::tempdir().unwrap();
-    add_model(repository.path(), "efficientnet_lite0", None);
-    let server = TestServer::start(repository.path(), &["--max-batch-size", "0"]);
-    let case = reference_case("efficientnet_lite0", None);
-    let batch = [(
-        "input".to_string(),
-        Tensor::concat_batch(&[&case.inputs["input"]; 8]).unwrap(),
-    )]
-    .into();
-    let (body, header) = binary_request(&batch);
-    let body = Arc::new(body);
+    let (_repository, server) = efficientnet_server(&["--max-batch-size", "0"]);
+    let (body, header) = efficientnet_batch(8);
     let in_flight: Vec<_> = (0..4)
         .map(|_| {
-            let (client, body, header) = (server.client.clone(), body.clone(), header.to_string());
-            std::thread::spawn(move || {
-                client
-                    .post(
-                        "/v2/models/efficientnet_lite0/infer",
-                        &[("inference-header-content-length", &header)],
-                        &body,
-                    )
-                    .status
-            })
+            let (client, body, header) = (server.client.clone(), body.clone(), header.clone());
+            std::thread::spawn(move || post_efficientnet(&client, &body, &header).status)
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -355,16 +333,8 @@ fn metrics_port_serves_metrics_with_the_execution_provider() {
 #[test]
 fn requests_of_clients_that_left_are_not_computed() {
     use std::io::Write;
-    let repository = tempfile::tempdir().unwrap();
-    add_model(repository.path(), "efficientnet_lite0", None);
-    let server = TestServer::start(repository.path(), &["--max-batch-size", "0"]);
-    let case = reference_case("efficientnet_lite0", None);
-    let batch = [(
-        "input".to_string(),
-        Tensor::concat_batch(&[&case.inputs["input"]; 8]).unwrap(),
-    )]
-    .into();
-    let (body, header) = binary_request(&batch);
+    let (_repository, server) = efficientnet_server(&["--max-batch-size", "0"]);
+    let (body, header) = efficientnet_batch(8);
     let address = server.client.base.trim_start_matches("http://").to_string();
     // Each client sends a slow request and hangs up at once; all but the first are still
     // queued when their connection closes.

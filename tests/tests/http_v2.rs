@@ -10,7 +10,7 @@ use destino_tests::server::{
     SHARED_MODELS, TestServer, post_ignoring_early_close, test_repository,
 };
 use destino_tests::v2::{binary_request, json_request, response_tensors};
-use destino_tests::{fixture, reference_case, shared_models};
+use destino_tests::{digits_reference, dtype_samples, fixture, reference_case, shared_models};
 use serde_json::{Value, json};
 
 const TOLERANCE: Tolerance = Tolerance {
@@ -78,7 +78,7 @@ fn every_shared_model_matches_its_reference_over_json_and_binary() {
     let server = TestServer::start(repository.path(), &[]);
     for model in SHARED_MODELS {
         let case = reference_case(model, None);
-        let path = format!("/v2/models/{model}/infer");
+        let path = format!("/v2/models/{model}/versions/1/infer");
         let reply = server.client.post_json(&path, &json_request(&case.inputs));
         assert_eq!(reply.header("content-type"), Some("application/json"));
         assert_matches(
@@ -101,23 +101,7 @@ fn every_shared_model_matches_its_reference_over_json_and_binary() {
 }
 
 fn all_dtype_inputs(finite: bool) -> Tensors {
-    use half::f16;
-    let floats = if finite { 2.5f32 } else { f32::NEG_INFINITY };
-    let samples: Vec<destino_core::TensorData> = vec![
-        vec![true, false, true].into(),
-        vec![0u8, 7, u8::MAX].into(),
-        vec![0u16, 7, u16::MAX].into(),
-        vec![0u32, 7, u32::MAX].into(),
-        vec![0u64, 7, u64::MAX].into(),
-        vec![i8::MIN, -1, i8::MAX].into(),
-        vec![i16::MIN, -1, i16::MAX].into(),
-        vec![i32::MIN, -1, i32::MAX].into(),
-        vec![i64::MIN, -1, i64::MAX].into(),
-        vec![f16::MIN, f16::from_f32(-0.5), f16::from_f32(floats)].into(),
-        vec![f32::MIN_POSITIVE, -1.5, floats].into(),
-        vec![f64::MAX, 1e-300, -0.0].into(),
-        vec!["".to_string(), "ascii".into(), "ünïcödé ✓".into()].into(),
-    ];
+    let samples = dtype_samples(finite);
     let mut inputs: Tensors = samples
         .into_iter()
         .map(|d| (format!("x_{}", d.dtype()), Tensor::new(vec![3], d).unwrap()))
@@ -161,13 +145,7 @@ fn every_dtype_round_trips_over_json_and_binary() {
 fn nested_data_id_output_selection_and_classification() {
     let repository = test_repository();
     let server = TestServer::start(repository.path(), &[]);
-    let case = reference_case("sklearn_digits_rf", None);
-    let rows: Vec<Vec<f32>> = case.inputs["X"]
-        .as_f32()
-        .unwrap()
-        .chunks(64)
-        .map(<[f32]>::to_vec)
-        .collect();
+    let (rows, expected) = digits_reference();
     let request = json!({
         "id": "req-42",
         "inputs": [{"name": "X", "shape": [rows.len(), 64], "datatype": "FP32", "data": rows}],
@@ -180,10 +158,6 @@ fn nested_data_id_output_selection_and_classification() {
     assert_eq!(reply["id"], "req-42");
     assert_eq!(reply["model_name"], "sklearn_digits_rf");
     assert_eq!(reply["outputs"].as_array().unwrap().len(), 1);
-    let expected: Vec<i64> = match case.expected["label"].data() {
-        destino_core::TensorData::I64(v) => v.clone(),
-        other => panic!("labels are {other:?}"),
-    };
     assert_eq!(reply["outputs"][0]["data"], json!(expected));
 
     let image = json!({
