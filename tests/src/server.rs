@@ -180,12 +180,28 @@ impl TestServer {
 
     /// Starts the server without waiting for readiness.
     pub fn spawn(repository: &Path, args: &[&str]) -> TestServer {
-        let mut child = Command::new(binary("destino-server"))
+        let mut command = Command::new(binary("destino-server"));
+        command
             .args(["serve", "--http-address", "127.0.0.1", "--http-port", "0"])
             .arg("--model-repository")
             .arg(repository)
             .args(args)
-            .env_remove("AZUREML_MODEL_DIR")
+            .env_remove("AZUREML_MODEL_DIR");
+        TestServer::spawn_command(command)
+    }
+
+    /// Starts `destino-server serve` configured only by its environment, as a container
+    /// platform does (e.g. `AZUREML_MODEL_DIR`, `DESTINO_HTTP_PORT`), and waits until ready.
+    pub fn start_with_env(env: &[(&str, &Path)]) -> TestServer {
+        let mut command = Command::new(binary("destino-server"));
+        command.arg("serve").envs(env.iter().copied());
+        let server = TestServer::spawn_command(command);
+        server.wait_ready();
+        server
+    }
+
+    fn spawn_command(mut command: Command) -> TestServer {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -197,7 +213,9 @@ impl TestServer {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(address) = line.strip_prefix("destino listening on ") {
-                    let _ = address_tx.send(address.to_string());
+                    // A wildcard bind is reached over loopback.
+                    let address = address.replace("0.0.0.0", "127.0.0.1");
+                    let _ = address_tx.send(address);
                 }
                 let mut log = stdout_log.lock().unwrap_or_else(|e| e.into_inner());
                 log.push_str(&line);

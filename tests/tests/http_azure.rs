@@ -222,3 +222,25 @@ fn api_key_cors_and_request_ids() {
     let other = c.get_with("/v2/health/live", &[("origin", "https://evil.example")]);
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+#[test]
+fn azure_ml_model_dir_and_port_come_from_the_environment() {
+    let model_dir = tempfile::tempdir().unwrap();
+    add_model(model_dir.path(), "sklearn_digits_rf", None);
+    let server = TestServer::start_with_env(&[
+        ("AZUREML_MODEL_DIR", model_dir.path()),
+        ("DESTINO_HTTP_PORT", std::path::Path::new("0")),
+        ("DESTINO_HTTP_ADDRESS", std::path::Path::new("127.0.0.1")),
+    ]);
+    let (rows, expected) = digits_reference();
+    let reply = server
+        .client
+        .post_json("/score", &json!({"data": rows}))
+        .json();
+    assert_eq!(reply["outputs"]["label"], json!(expected));
+    assert!(
+        server
+            .output()
+            .contains(&model_dir.path().display().to_string())
+    );
+}
