@@ -228,6 +228,11 @@ fn bad_requests_get_clear_json_errors_and_the_server_keeps_serving() {
             "too many elements",
         ),
         (
+            x(json!([100_000_000_000u64, 64]), "FP32", json!([0.0])),
+            400,
+            "needs 6400000000000 elements",
+        ),
+        (
             json!({"inputs": [{"name": "Y", "shape": [1], "datatype": "FP32", "data": [1]}]}),
             400,
             "unknown input `Y`",

@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
@@ -236,6 +237,9 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
         .layer(CompressionLayer::new().gzip(true).deflate(true))
         .layer(axum::middleware::from_fn(json_errors))
+        // A bug that panics in a handler answers 500 (as JSON, above) instead of dropping the
+        // connection.
+        .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
                 let id = request

@@ -299,13 +299,13 @@ impl Worker {
             .with_label_values(&[&self.model])
             .observe(batch.len() as f64);
         if batch.len() == 1 {
-            let result = self.engine.run_validated(&batch[0].inputs);
+            let result = self.run_engine(&batch[0].inputs);
             let outputs = vec![result.map_err(ServeError::from)];
             return self.reply(batch, outputs, started);
         }
         let inputs: Vec<&Tensors> = batch.iter().map(|j| &j.inputs).collect();
         let rows: Vec<usize> = batch.iter().map(|j| j.rows.unwrap_or(0)).collect();
-        let merged = merge(&inputs).and_then(|m| self.engine.run_validated(&m));
+        let merged = merge(&inputs).and_then(|m| self.run_engine(&m));
         let outputs = match merged.and_then(|out| split(&out, &rows)) {
             Ok(per_request) => per_request.into_iter().map(Ok).collect(),
             Err(e) => {
@@ -326,6 +326,26 @@ impl Worker {
             }
         };
         self.reply(batch, outputs, started);
+    }
+
+    /// Runs the engine; a panic inside it fails this run only, and the thread keeps serving.
+    fn run_engine(&mut self, inputs: &Tensors) -> Result<Tensors, Error> {
+        let engine = &mut self.engine;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.run_validated(inputs)
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(model = self.model, "engine panicked: {message}");
+            Err(Error::Engine {
+                engine: engine.name(),
+                message: format!("the engine panicked: {message}"),
+            })
+        })
     }
 
     fn reply(&self, batch: Vec<Job>, outputs: Vec<Result<Tensors, ServeError>>, started: Instant) {

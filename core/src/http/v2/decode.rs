@@ -66,7 +66,9 @@ fn from_json(
     value: &Value,
     count: usize,
 ) -> Result<TensorData, ApiError> {
-    let mut values = Vec::with_capacity(count);
+    // The claimed count only sizes the buffer up to a bound: a shape claim alone must not
+    // allocate (the data length decides, and must then match the claim).
+    let mut values = Vec::with_capacity(count.min(1 << 16));
     leaves(value, &mut values);
     let unsigned = |v: &Value| v.as_u64();
     let signed = |v: &Value| v.as_i64();
