@@ -365,3 +365,36 @@ fn requests_of_clients_that_left_are_not_computed() {
     );
     assert_eq!(server.client.get("/v2/health/ready").status, 200);
 }
+
+#[test]
+fn a_model_that_fails_to_load_is_reported_and_the_others_serve() {
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "sklearn_digits_rf", None);
+    let broken = repository.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("model.onnx"), b"\x08\x07garbage").unwrap();
+    let server = TestServer::start(repository.path(), &[]);
+    let c = &server.client;
+    assert_eq!(
+        c.post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(1))
+            .status,
+        200
+    );
+    let index = c.get("/v2/repository/index").json();
+    assert_eq!(index[0]["name"], "broken");
+    assert_eq!(index[0]["state"], "UNAVAILABLE");
+    assert!(
+        index[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("last load failed"),
+        "{index}"
+    );
+    assert!(c.get("/v2/models/broken/ready").status == 503);
+    let infer = c.post_json("/v2/models/broken/infer", &json!({"inputs": []}));
+    assert!(infer.error(503).contains("not ready"));
+    assert!(
+        server.output().contains("load failed"),
+        "the failure is logged"
+    );
+}

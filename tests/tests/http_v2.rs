@@ -100,6 +100,28 @@ fn every_shared_model_matches_its_reference_over_json_and_binary() {
     }
 }
 
+#[test]
+fn the_tract_engine_serves_the_same_answers() {
+    let repository = test_repository();
+    let server = TestServer::start(repository.path(), &["--engine", "tract"]);
+    let model = server.client.get("/v2/models/efficientnet_lite0").json();
+    assert_eq!(model["parameters"]["engine"], "tract");
+    for model in SHARED_MODELS {
+        let case = reference_case(model, None);
+        let (body, header) = binary_request(&case.inputs);
+        let header = header.to_string();
+        let headers = [("inference-header-content-length", header.as_str())];
+        let reply = server
+            .client
+            .post(&format!("/v2/models/{model}/infer"), &headers, &body);
+        assert_matches(
+            &response_tensors(&reply),
+            &case.expected,
+            &format!("{model} on tract"),
+        );
+    }
+}
+
 fn all_dtype_inputs(finite: bool) -> Tensors {
     let samples = dtype_samples(finite);
     let mut inputs: Tensors = samples
