@@ -7,12 +7,23 @@ use crate::metadata::{Dim, ModelMetadata, TensorInfo, Tensors};
 use crate::tensor::Tensor;
 
 /// True when every input and output declares a free leading axis (Triton's rule for
-/// batchable models): requests can then be stacked along axis 0.
+/// batchable models), and the named ones share one name: requests can then be stacked along
+/// axis 0. (`model.toml` `max_batch_size = 0` turns batching off for a model this misjudges.)
 pub fn supports_batching(metadata: &ModelMetadata) -> bool {
-    let free_leading = |info: &TensorInfo| matches!(info.shape.as_deref(), Some([first, ..]) if !matches!(first, Dim::Fixed(_)));
-    !metadata.inputs.is_empty()
-        && metadata.inputs.iter().all(free_leading)
-        && metadata.outputs.iter().all(free_leading)
+    let leading = |info: &TensorInfo| match info.shape.as_deref() {
+        Some([Dim::Fixed(_), ..]) | Some([]) | None => None,
+        Some([first, ..]) => Some(first.clone()),
+    };
+    let all = metadata.inputs.iter().chain(&metadata.outputs);
+    let Some(dims) = all.map(leading).collect::<Option<Vec<Dim>>>() else {
+        return false;
+    };
+    let mut names = dims.iter().filter_map(|d| match d {
+        Dim::Symbolic(name) => Some(name),
+        _ => None,
+    });
+    let first_name = names.next();
+    !metadata.inputs.is_empty() && names.all(|n| Some(n) == first_name)
 }
 
 /// What requests must share to run in one batch: every input's dtype and non-batch dims.
@@ -106,6 +117,12 @@ mod tests {
         assert!(!supports_batching(&metadata));
         metadata.inputs.truncate(1);
         metadata.outputs.push(info("scalar", vec![]));
+        assert!(!supports_batching(&metadata));
+        // Differently named leading axes are not one batch axis.
+        metadata.outputs.pop();
+        metadata
+            .outputs
+            .push(info("per_step", vec![Dim::Symbolic("T".into())]));
         assert!(!supports_batching(&metadata));
     }
 
