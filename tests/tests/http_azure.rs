@@ -65,6 +65,16 @@ fn score_takes_json_for_single_and_multi_input_models() {
         rows.len()
     );
 
+    // `curl -d` sends JSON labelled as a form: it is still JSON.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let body = serde_json::to_vec(&json!({"data": rows})).unwrap();
+    let as_form = c
+        .post("/score?model=sklearn_digits_rf", &form, &body)
+        .json();
+    assert_eq!(as_form["outputs"]["label"], json!(expected));
+    let not_json = c.post("/score?model=sklearn_digits_rf", &form, b"[1, 2]");
+    assert!(not_json.error(415).contains("declares no image input"));
+
     // One row without its batch axis gets one added.
     let one = c
         .post_json("/score?model=sklearn_digits_rf", &json!({"data": rows[0]}))
@@ -109,7 +119,8 @@ fn images_score_raw_and_multipart_with_labels() {
     let server = TestServer::start(repository.path(), &[]);
     let c = &server.client;
     let png = [("content-type", "image/png")];
-    let reply = c.post("/score", &png, &image("chelsea.png")).json();
+    let unlabelled = [("content-type", "application/x-www-form-urlencoded")];
+    let reply = c.post("/score", &unlabelled, &image("chelsea.png")).json();
     assert_eq!(top_label(&reply, 0), "tiger cat");
     assert_eq!(reply["outputs"]["logits"][0].as_array().unwrap().len(), 5);
 

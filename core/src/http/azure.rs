@@ -123,32 +123,20 @@ async fn predict(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let inputs = if content_type.starts_with("application/json") {
-        let RawBody(body) = RawBody::from_request(request, state).await?;
-        json_inputs(model, &body)?
+    // JSON is recognised by its first byte, not the Content-Type: `curl -d` labels JSON as a
+    // form and `--data-binary @cat.jpg` labels an image the same way.
+    let inputs = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+        image_inputs(state, model, multipart_files(multipart).await?).await?
     } else {
-        let images = if content_type.starts_with("multipart/form-data") {
-            multipart_files(
-                Multipart::from_request(request, state)
-                    .await
-                    .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?,
-            )
-            .await?
+        let RawBody(body) = RawBody::from_request(request, state).await?;
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            json_inputs(model, &body)?
         } else {
-            vec![RawBody::from_request(request, state).await?.0]
-        };
-        let (input, _) = image_input(model).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "bad_request",
-                format!(
-                    "model `{}` takes JSON (application/json); its model.toml declares no image input",
-                    model.name
-                ),
-            )
-        })?;
-        let tensor = images_to_tensor(model, input, images, state.options.max_image_pixels).await?;
-        Tensors::from([(input.to_string(), tensor)])
+            image_inputs(state, model, vec![body]).await?
+        }
     };
     let reply = infer(state, model, inputs).await?;
     let top_k = top_k.or(state.options.default_top_k);
@@ -157,6 +145,25 @@ async fn predict(
         "model_version": model.version.to_string(),
         "outputs": outputs_json(model, &reply.outputs, top_k)?,
     }))
+}
+
+async fn image_inputs(
+    state: &AppState,
+    model: &Arc<ServedModel>,
+    images: Vec<Bytes>,
+) -> Result<Tensors, ApiError> {
+    let (input, _) = image_input(model).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_request",
+            format!(
+                "model `{}` takes a JSON object ({{\"data\": ...}} or one array per input); its model.toml declares no image input",
+                model.name
+            ),
+        )
+    })?;
+    let tensor = images_to_tensor(model, input, images, state.options.max_image_pixels).await?;
+    Ok(Tensors::from([(input.to_string(), tensor)]))
 }
 
 async fn multipart_files(mut multipart: Multipart) -> Result<Vec<Bytes>, ApiError> {
