@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -28,6 +29,12 @@ pub struct ServeOptions {
 pub async fn serve(state: AppState, options: ServeOptions) -> std::io::Result<()> {
     let listener = TcpListener::bind(options.address).await?;
     let address = listener.local_addr()?;
+    // Small answers go out at once instead of waiting on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     // Scripts and tests read this line to find the port (useful with --http-port 0).
     println!("destino listening on http://{address}");
     tracing::info!(%address, "listening");
