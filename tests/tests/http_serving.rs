@@ -64,6 +64,15 @@ fn post_efficientnet(client: &Client, body: &[u8], header: &str) -> Reply {
     )
 }
 
+/// The repository index's first row names `model` in `state`, with `reason` in its reason.
+fn assert_first_index_row(client: &Client, model: &str, state: &str, reason: &str) {
+    let index = client.post("/v2/repository/index", &[], b"").json();
+    assert_eq!(index[0]["name"], model, "{index}");
+    assert_eq!(index[0]["state"], state, "{index}");
+    let text = index[0]["reason"].as_str().unwrap_or("");
+    assert!(text.contains(reason), "{index}");
+}
+
 #[test]
 fn concurrent_requests_are_merged_into_batches() {
     let repository = tempfile::tempdir().unwrap();
@@ -194,14 +203,11 @@ fn hot_swap_under_load_fails_no_request_and_a_bad_version_keeps_the_old_one() {
         .client
         .post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(1));
     assert_eq!(reply.json()["model_version"], "2");
-    let index = server.client.post("/v2/repository/index", &[], b"").json();
-    assert_eq!(index[0]["state"], "READY");
-    assert!(
-        index[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("last load failed"),
-        "{index}"
+    assert_first_index_row(
+        &server.client,
+        "sklearn_digits_rf",
+        "READY",
+        "last load failed",
     );
 }
 
@@ -380,16 +386,7 @@ fn a_model_that_fails_to_load_is_reported_and_the_others_serve() {
             .status,
         200
     );
-    let index = c.get("/v2/repository/index").json();
-    assert_eq!(index[0]["name"], "broken");
-    assert_eq!(index[0]["state"], "UNAVAILABLE");
-    assert!(
-        index[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("last load failed"),
-        "{index}"
-    );
+    assert_first_index_row(c, "broken", "UNAVAILABLE", "last load failed");
     assert!(c.get("/v2/models/broken/ready").status == 503);
     let infer = c.post_json("/v2/models/broken/infer", &json!({"inputs": []}));
     assert!(infer.error(503).contains("not ready"));
