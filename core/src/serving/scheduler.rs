@@ -202,12 +202,7 @@ impl Worker {
 
     /// Drops requests whose client left or whose deadline passed; returns the others.
     fn admit(&self, job: Job) -> Option<Job> {
-        if job.reply.is_closed() {
-            self.leave_queue();
-            self.metrics
-                .requests
-                .with_label_values(&[&self.model, "", "failure", "cancelled"])
-                .inc();
+        if self.abandoned(&job) {
             return None;
         }
         if let Some(deadline) = job.deadline
@@ -219,6 +214,19 @@ impl Worker {
             return None;
         }
         Some(job)
+    }
+
+    /// True (and the request leaves the queue, counted as cancelled) when its client left.
+    fn abandoned(&self, job: &Job) -> bool {
+        if !job.reply.is_closed() {
+            return false;
+        }
+        self.leave_queue();
+        self.metrics
+            .requests
+            .with_label_values(&[&self.model, "", "failure", "cancelled"])
+            .inc();
+        true
     }
 
     fn leave_queue(&self) {
@@ -274,12 +282,7 @@ impl Worker {
                 break;
             }
         }
-        batch.retain(|job| {
-            !job.reply.is_closed() || {
-                self.leave_queue();
-                false
-            }
-        });
+        batch.retain(|job| !self.abandoned(job));
         batch
     }
 
@@ -317,11 +320,7 @@ impl Worker {
                 self.batching = false;
                 batch
                     .iter()
-                    .map(|j| {
-                        self.engine
-                            .run_validated(&j.inputs)
-                            .map_err(ServeError::from)
-                    })
+                    .map(|j| self.run_engine(&j.inputs).map_err(ServeError::from))
                     .collect()
             }
         };
