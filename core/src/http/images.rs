@@ -61,7 +61,7 @@ pub async fn images_to_tensor(
                 "the images preprocess to different sizes; send them one per request",
             )
         })?;
-        Ok(cast_float(batch, dtype))
+        cast_float(batch, dtype).map_err(ApiError::from)
     };
     tokio::task::spawn_blocking(decode)
         .await
@@ -69,7 +69,7 @@ pub async fn images_to_tensor(
 }
 
 /// Image tensors are f32; models with f16 or f64 image inputs get theirs converted.
-fn cast_float(tensor: Tensor, dtype: DType) -> Tensor {
+fn cast_float(tensor: Tensor, dtype: DType) -> crate::error::Result<Tensor> {
     let (shape, data) = tensor.into_parts();
     let data = match (data, dtype) {
         (TensorData::F32(v), DType::F16) => {
@@ -78,7 +78,7 @@ fn cast_float(tensor: Tensor, dtype: DType) -> Tensor {
         (TensorData::F32(v), DType::F64) => TensorData::F64(v.into_iter().map(f64::from).collect()),
         (data, _) => data,
     };
-    Tensor::new(shape, data).unwrap_or_else(|_| Tensor::scalar(0f32))
+    Tensor::new(shape, data)
 }
 
 /// The manifest's postprocessing for `output`, with `top_k` overridden when given.
