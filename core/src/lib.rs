@@ -14,6 +14,7 @@ pub mod onnx;
 pub mod parity;
 pub mod postprocess;
 pub mod preprocess;
+pub mod probe;
 pub mod repository;
 pub mod serving;
 pub mod tensor;

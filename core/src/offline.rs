@@ -2,12 +2,14 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::metadata::{ModelMetadata, Tensors};
 use crate::npz::{read_npz, write_npz};
 use crate::onnx::OnnxModel;
+use crate::parity::{Tolerance, compare_all};
 
 /// `run`: score the tensors of an `.npz` file and write the outputs to another.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,6 +23,15 @@ pub struct RunArgs {
     /// Where to write the outputs as `.npz` (keys are the output names).
     #[arg(long)]
     pub outputs: PathBuf,
+    /// Reference outputs (`.npz`) to compare with; a mismatch fails the command.
+    #[arg(long)]
+    pub expected: Option<PathBuf>,
+    /// Absolute tolerance for float outputs (with --expected).
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f64,
+    /// Relative tolerance for float outputs (with --expected).
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
 }
 
 /// `inspect`: inputs, outputs, opsets and operator coverage of a model.
@@ -36,6 +47,32 @@ pub fn run_npz(engine: &mut dyn Engine, inputs: &Path, outputs: &Path) -> Result
     let result = engine.run(&tensors)?;
     write_npz(outputs, &result)?;
     Ok(result)
+}
+
+/// `run`: scores, writes, prints what was written and, with `--expected`, how each output
+/// compares; fails when one does not match.
+pub fn run_command(engine: &mut dyn Engine, args: &RunArgs) -> Result<ExitCode> {
+    let outputs = run_npz(engine, &args.inputs, &args.outputs)?;
+    let names: Vec<&str> = outputs.keys().map(String::as_str).collect();
+    println!("wrote {} ({})", args.outputs.display(), names.join(", "));
+    let Some(expected) = &args.expected else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let tolerance = Tolerance {
+        atol: args.atol,
+        rtol: args.rtol,
+    };
+    let comparisons = compare_all(&outputs, &read_npz(expected)?, tolerance);
+    for comparison in &comparisons {
+        println!("{comparison}");
+    }
+    Ok(if comparisons.iter().all(|c| c.within) {
+        println!("expected: ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("expected: MISMATCH");
+        ExitCode::FAILURE
+    })
 }
 
 /// A human-readable summary of a model file.

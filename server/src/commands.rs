@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use destino_core::model::{EngineLoader, loader};
 use destino_core::npz::read_npz;
-use destino_core::offline::{InspectArgs, RunArgs, describe, describe_support, run_npz};
+use destino_core::offline::{InspectArgs, RunArgs, describe, describe_support, run_command};
 use destino_core::parity::{Comparison, Tolerance, compare_all};
 use destino_core::{Engine, EngineConfig, OnnxModel, Result, Tensors};
 use destino_edge::TractEngine;
@@ -40,10 +40,7 @@ fn kind_name(kind: EngineKind) -> &'static str {
 pub fn run(runtime: &RuntimeArgs, args: &RunArgs) -> Result<ExitCode> {
     let load = engine_loader(runtime, runtime.engine)?;
     let mut engine = load(&args.model, &runtime.engine_config())?;
-    let outputs = run_npz(engine.as_mut(), &args.inputs, &args.outputs)?;
-    let names: Vec<&str> = outputs.keys().map(String::as_str).collect();
-    println!("wrote {} ({})", args.outputs.display(), names.join(", "));
-    Ok(ExitCode::SUCCESS)
+    run_command(engine.as_mut(), args)
 }
 
 pub fn inspect(runtime: &RuntimeArgs, args: &InspectArgs) -> Result<ExitCode> {

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run(runtime, args),
         Command::Parity(args) => commands::parity(runtime, args),
         Command::Inspect(args) => commands::inspect(runtime, args),
+        Command::Probe(args) => Ok(destino_core::probe::run_probe(args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("destino-server: {e}");

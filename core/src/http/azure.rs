@@ -132,12 +132,46 @@ async fn predict(
         image_inputs(state, model, multipart_files(multipart).await?).await?
     } else {
         let RawBody(body) = RawBody::from_request(request, state).await?;
-        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            json_inputs(model, &body)?
-        } else {
-            image_inputs(state, model, vec![body]).await?
-        }
+        body_inputs(state, model, body).await?
     };
+    answer(state, model, top_k, inputs).await
+}
+
+/// `/score` and `/predict` for a body that is not multipart: a JSON object
+/// (`{"data": ...}` or one array per input) or one encoded image.
+pub async fn score_body(
+    state: &AppState,
+    model: &Arc<ServedModel>,
+    top_k: Option<usize>,
+    body: Bytes,
+) -> Result<Value, ApiError> {
+    let inputs = body_inputs(state, model, body).await?;
+    answer(state, model, top_k, inputs).await
+}
+
+async fn body_inputs(
+    state: &AppState,
+    model: &Arc<ServedModel>,
+    body: Bytes,
+) -> Result<Tensors, ApiError> {
+    if starts_json_object(&body) {
+        json_inputs(model, &body)
+    } else {
+        image_inputs(state, model, vec![body]).await
+    }
+}
+
+/// Whether `body` is (meant as) a JSON object: its first non-blank byte is `{`.
+pub fn starts_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+async fn answer(
+    state: &AppState,
+    model: &Arc<ServedModel>,
+    top_k: Option<usize>,
+    inputs: Tensors,
+) -> Result<Value, ApiError> {
     let reply = infer(state, model, inputs).await?;
     let top_k = top_k.or(state.options.default_top_k);
     Ok(json!({

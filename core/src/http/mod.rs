@@ -7,6 +7,8 @@ pub mod body;
 pub mod error;
 pub mod images;
 pub mod inference;
+pub mod launch;
+pub mod message;
 pub mod middleware;
 pub mod openapi;
 pub mod repository;
@@ -15,6 +17,7 @@ pub mod server;
 pub mod state;
 pub mod v2;
 
+pub use launch::{DestinationDefaults, LogFormat, ServeArgs};
 pub use router::router;
 pub use server::{ServeOptions, serve};
 pub use state::{AppState, HttpOptions};

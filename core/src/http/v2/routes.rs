@@ -22,7 +22,7 @@ use crate::http::state::AppState;
 use crate::http::v2::datatype::to_v2;
 use crate::http::v2::decode::{split_bytes_elements, to_tensor};
 use crate::http::v2::request::{InferRequest, InputData, RequestInput, parse};
-use crate::http::v2::response::{ResponseOutput, encode};
+use crate::http::v2::response::{EncodedResponse, ResponseOutput, encode};
 use crate::metadata::{Dim, TensorInfo, Tensors};
 use crate::serving::ServedModel;
 
@@ -147,18 +147,7 @@ async fn infer_inner(
                 })?,
         ),
     };
-    let request = if body.len() > INLINE_PARSE_BYTES {
-        tokio::task::spawn_blocking(move || parse(body, header_length))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??
-    } else {
-        parse(body, header_length)?
-    };
-    check_requested_outputs(&model, &request)?;
-    let inputs = input_tensors(state, &model, &request.inputs).await?;
-    let reply = run_inference(state, &model, inputs).await?;
-    let outputs = select_outputs(&model, &request, reply.outputs)?;
-    let encoded = encode(&model.name, model.version, request.id.as_deref(), &outputs);
+    let encoded = infer_encoded(state, &model, body, header_length).await?;
     let mut response = encoded.body.into_response();
     let content_type = match encoded.header_length {
         Some(length) => {
@@ -173,6 +162,33 @@ async fn infer_inner(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+/// A V2 inference request body (JSON, or JSON then binary tensors when `header_length` is
+/// given) in, the encoded V2 response out: the protocol without the transport.
+pub async fn infer_encoded(
+    state: &AppState,
+    model: &Arc<ServedModel>,
+    body: Bytes,
+    header_length: Option<usize>,
+) -> Result<EncodedResponse, ApiError> {
+    let request = if body.len() > INLINE_PARSE_BYTES {
+        tokio::task::spawn_blocking(move || parse(body, header_length))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??
+    } else {
+        parse(body, header_length)?
+    };
+    check_requested_outputs(model, &request)?;
+    let inputs = input_tensors(state, model, &request.inputs).await?;
+    let reply = run_inference(state, model, inputs).await?;
+    let outputs = select_outputs(model, &request, reply.outputs)?;
+    Ok(encode(
+        &model.name,
+        model.version,
+        request.id.as_deref(),
+        &outputs,
+    ))
 }
 
 fn check_requested_outputs(model: &ServedModel, request: &InferRequest) -> Result<(), ApiError> {
