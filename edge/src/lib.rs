@@ -1,6 +1,8 @@
-//! destino on devices: the pure-Rust tract engine, shared by the edge binary and (as
-//! `--engine tract`) the server.
+//! destino on devices: the pure-Rust tract engine (shared with the server as `--engine
+//! tract`), the edge binary's configuration and its MQTT bridge.
 
+pub mod config;
+pub mod mqtt;
 pub mod tract_engine;
 
 pub use tract_engine::TractEngine;

@@ -1,0 +1,51 @@
+//! `EdgeConfig`: every flag of `destino-edge`, each also settable from the environment.
+
+use clap::{Parser, Subcommand};
+use destino_core::EngineConfig;
+use destino_core::http::{DestinationDefaults, ServeArgs};
+use destino_core::offline::{InspectArgs, RunArgs};
+use destino_core::probe::ProbeArgs;
+
+use crate::mqtt::MqttArgs;
+
+/// destino on devices: serve and score ONNX models with the pure-Rust tract engine.
+#[derive(Debug, Parser)]
+#[command(name = "destino-edge", version)]
+pub struct EdgeConfig {
+    /// Threads one inference may use.
+    #[arg(long, global = true, env = "DESTINO_THREADS", default_value_t = 1)]
+    pub threads: usize,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load every model of the repository and serve the same HTTP API as destino-server.
+    Serve(ServeArgs),
+    /// Score MQTT messages (images or V2 requests) and publish the predictions; also serves
+    /// the HTTP API.
+    Mqtt(Box<MqttArgs>),
+    /// Score the tensors of an .npz file and write the outputs to another .npz.
+    Run(RunArgs),
+    /// Show a model's inputs, outputs, opsets and whether tract can run all its operators.
+    Inspect(InspectArgs),
+    /// GET an http:// URL and succeed on 2xx: a container health check without curl.
+    Probe(ProbeArgs),
+}
+
+impl EdgeConfig {
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            threads: self.threads,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+/// Devices keep memory small: no batching unless asked, two HTTP threads.
+pub const EDGE_DEFAULTS: DestinationDefaults = DestinationDefaults {
+    program: "destino-edge",
+    max_batch_size: 1,
+    http_threads: Some(2),
+};
