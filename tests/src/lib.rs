@@ -1,6 +1,7 @@
 //! Helpers for destino's cross-crate tests: the shared real models and their reference
 //! inputs and outputs (`../shared/models`).
 
+pub mod mqtt;
 pub mod server;
 pub mod v2;
 
@@ -71,6 +72,35 @@ pub fn reference_case(model: &str, case: Option<&str>) -> ReferenceCase {
     }
 }
 
+/// Every shared model and reference case: `<model>.onnx` with `<model>[.<case>].input*.npy`.
+pub fn reference_cases() -> Vec<(String, Option<String>)> {
+    let mut cases = Vec::new();
+    let Ok(entries) = std::fs::read_dir(shared_models()) else {
+        return cases;
+    };
+    let names: std::collections::BTreeSet<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    for model in names.iter().filter_map(|n| n.strip_suffix(".onnx")) {
+        for name in names.iter().filter(|n| n.ends_with(".npy")) {
+            let Some(rest) = name.strip_prefix(&format!("{model}.")) else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('.').collect();
+            let case = match parts.as_slice() {
+                ["input", ..] => None,
+                [case, "input", ..] => Some(case.to_string()),
+                _ => continue,
+            };
+            let entry = (model.to_string(), case);
+            if !cases.contains(&entry) {
+                cases.push(entry);
+            }
+        }
+    }
+    cases
+}
+
 /// A file of `tests/fixtures/` (small models made by the scripts beside them).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -105,6 +135,14 @@ pub fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
+        // The test's own CARGO_* variables (set by `cargo test`) would change what build
+        // scripts see and rebuild their crates every time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+                build.env_remove(key.as_ref());
+            }
+        }
         build.args(["build", "-p", "destino-server", "-p", "destino-edge"]);
         if profile_dir.ends_with("release") {
             build.arg("--release");

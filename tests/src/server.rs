@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 
 use crate::{binary, bundled_models, model_path};
 
+/// The binary whose `serve` the HTTP tests drive: `destino-server`, or the one named by
+/// `DESTINO_TEST_SERVER` (scripts/test runs the HTTP suites again on `destino-edge`).
+pub fn server_program() -> String {
+    std::env::var("DESTINO_TEST_SERVER").unwrap_or_else(|_| "destino-server".into())
+}
+
+/// Whether the HTTP tests run against the edge binary (tract, no engine or GPU flags).
+pub fn testing_edge() -> bool {
+    server_program() == "destino-edge"
+}
+
 /// The shared models a test repository serves, by name.
 pub const SHARED_MODELS: [&str; 4] = [
     "efficientnet_lite0",
@@ -180,7 +191,7 @@ impl TestServer {
 
     /// Starts the server without waiting for readiness.
     pub fn spawn(repository: &Path, args: &[&str]) -> TestServer {
-        let mut command = Command::new(binary("destino-server"));
+        let mut command = Command::new(binary(&server_program()));
         command
             .args(["serve", "--http-address", "127.0.0.1", "--http-port", "0"])
             .arg("--model-repository")
@@ -193,11 +204,18 @@ impl TestServer {
     /// Starts `destino-server serve` configured only by its environment, as a container
     /// platform does (e.g. `AZUREML_MODEL_DIR`, `DESTINO_HTTP_PORT`), and waits until ready.
     pub fn start_with_env(env: &[(&str, &Path)]) -> TestServer {
-        let mut command = Command::new(binary("destino-server"));
+        let mut command = Command::new(binary(&server_program()));
         command.arg("serve").envs(env.iter().copied());
         let server = TestServer::spawn_command(command);
         server.wait_ready();
         server
+    }
+
+    /// Starts `program` (a workspace binary) with `args` and waits until it listens.
+    pub fn spawn_program(program: &str, args: &[&str]) -> TestServer {
+        let mut command = Command::new(binary(program));
+        command.args(args).env_remove("AZUREML_MODEL_DIR");
+        TestServer::spawn_command(command)
     }
 
     fn spawn_command(mut command: Command) -> TestServer {
@@ -205,7 +223,7 @@ impl TestServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("starting destino-server");
+            .expect("starting the server binary");
         let output = Arc::new(Mutex::new(String::new()));
         let (address_tx, address_rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");

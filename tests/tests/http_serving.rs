@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use destino_core::Tensor;
 use destino_tests::reference_case;
-use destino_tests::server::{Client, Reply, TestServer, add_model};
+use destino_tests::server::{Client, Reply, TestServer, add_model, testing_edge};
 use destino_tests::v2::{binary_request, json_request, response_tensors};
 use serde_json::json;
 
@@ -331,7 +331,11 @@ fn metrics_port_serves_metrics_with_the_execution_provider() {
     let metrics = Client::new(&format!("http://127.0.0.1:{port}"))
         .get("/metrics")
         .text();
-    assert!(metrics.contains(r#"destino_model_info{device="cpu",engine="ort",model="sklearn_digits_rf",version="1"} 1"#), "{metrics}");
+    let engine = if testing_edge() { "tract" } else { "ort" };
+    let info = format!(
+        r#"destino_model_info{{device="cpu",engine="{engine}",model="sklearn_digits_rf",version="1"}} 1"#
+    );
+    assert!(metrics.contains(&info), "{metrics}");
     assert!(metrics.contains(r#"destino_model_ready{model="sklearn_digits_rf"} 1"#));
     assert_eq!(server.client.get("/metrics").status, 200);
 }

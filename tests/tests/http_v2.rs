@@ -7,7 +7,7 @@ use base64::Engine as _;
 use destino_core::parity::{Tolerance, compare_all};
 use destino_core::{Tensor, Tensors};
 use destino_tests::server::{
-    SHARED_MODELS, TestServer, post_ignoring_early_close, test_repository,
+    SHARED_MODELS, TestServer, post_ignoring_early_close, test_repository, testing_edge,
 };
 use destino_tests::v2::{binary_request, json_request, response_tensors};
 use destino_tests::{digits_reference, dtype_samples, fixture, reference_case, shared_models};
@@ -103,7 +103,13 @@ fn every_shared_model_matches_its_reference_over_json_and_binary() {
 #[test]
 fn the_tract_engine_serves_the_same_answers() {
     let repository = test_repository();
-    let server = TestServer::start(repository.path(), &["--engine", "tract"]);
+    // The edge binary has no engine switch: tract is its engine.
+    let engine_flags: &[&str] = if testing_edge() {
+        &[]
+    } else {
+        &["--engine", "tract"]
+    };
+    let server = TestServer::start(repository.path(), engine_flags);
     let model = server.client.get("/v2/models/efficientnet_lite0").json();
     assert_eq!(model["parameters"]["engine"], "tract");
     for model in SHARED_MODELS {
