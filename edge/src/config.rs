@@ -6,6 +6,7 @@ use destino_core::http::{DestinationDefaults, ServeArgs};
 use destino_core::offline::{InspectArgs, RunArgs};
 use destino_core::probe::ProbeArgs;
 
+use crate::folder::WatchArgs;
 use crate::mqtt::MqttArgs;
 
 /// destino on devices: serve and score ONNX models with the pure-Rust tract engine.
@@ -26,6 +27,8 @@ pub enum Command {
     /// Score MQTT messages (images or V2 requests) and publish the predictions; also serves
     /// the HTTP API.
     Mqtt(Box<MqttArgs>),
+    /// Score each image file dropped into a folder; answers go beside it or to JSON lines.
+    Watch(WatchArgs),
     /// Score the tensors of an .npz file and write the outputs to another .npz.
     Run(RunArgs),
     /// Show a model's inputs, outputs, opsets and whether tract can run all its operators.

@@ -2,6 +2,7 @@
 //! tract`), the edge binary's configuration and its MQTT bridge.
 
 pub mod config;
+pub mod folder;
 pub mod mqtt;
 pub mod tract_engine;
 

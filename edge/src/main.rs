@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Probe(args) => destino_core::probe::run_probe(args),
+        Command::Watch(args) => destino_edge::folder::run(args, engine_config),
         Command::Mqtt(args) => destino_edge::mqtt::run(args, engine_config),
         Command::Run(args) => TractEngine::load(&args.model, &engine_config)
             .and_then(|mut engine| run_command(&mut engine, args))

@@ -223,3 +223,101 @@ fn serve_on_the_bundled_repository_classifies_an_image() {
     assert!(output.contains("ready: 1 model(s)"), "{output}");
     assert!(output.contains("onnxruntime: "), "{output}");
 }
+
+#[test]
+fn run_with_expected_checks_the_outputs_on_the_edge_binary() {
+    let cat = reference_case("efficientnet_lite0", None);
+    let coffee = reference_case("efficientnet_lite0", Some("coffee"));
+    let files = npz_files(&cat);
+    let args = |expected: &Path| {
+        [
+            "run",
+            "--model",
+            p(&cat.model),
+            "--inputs",
+            p(&files.inputs),
+            "--outputs",
+            p(&files.outputs),
+            "--expected",
+            p(expected),
+        ]
+        .map(str::to_string)
+    };
+    let out = Command::new(binary("destino-edge"))
+        .args(args(&files.expected))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("logits: ok"),
+        "{}",
+        text(&out.stdout)
+    );
+    let wrong = npz_files(&coffee);
+    let out = Command::new(binary("destino-edge"))
+        .args(args(&wrong.expected))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("expected: MISMATCH"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn edge_watch_scores_images_dropped_into_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = std::fs::read(shared_models().join("images/coffee.png")).unwrap();
+    std::fs::write(dir.path().join("coffee.png"), &image).unwrap();
+    std::fs::write(dir.path().join("broken.png"), &image[..100]).unwrap();
+    let repository = bundled_models();
+    let out = run(
+        "destino-edge",
+        &[
+            "watch",
+            p(dir.path()),
+            "--model-repository",
+            p(&repository),
+            "--once",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let coffee = answer("coffee.png.json");
+    assert_eq!(coffee["file"], "coffee.png");
+    assert_eq!(coffee["outputs"]["logits"][0][0]["label"], "espresso");
+    let broken = answer("broken.png.json");
+    assert_eq!(broken["status"], 400, "{broken}");
+
+    // Watching: a file dropped later is answered, into a JSON-lines file; answered files are
+    // not scored again.
+    let jsonl = dir.path().join("answers.jsonl");
+    let mut watcher = Command::new(binary("destino-edge"))
+        .args(["watch", p(dir.path()), "--model-repository", p(&repository)])
+        .args(["--jsonl", p(&jsonl), "--interval-ms", "50"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(dir.path().join("later.png"), &image).unwrap();
+    let start = std::time::Instant::now();
+    let mut lines = Vec::new();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
+        lines = text.lines().map(str::to_string).collect();
+        if lines.iter().any(|l| l.contains("later.png")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let later: Vec<&String> = lines.iter().filter(|l| l.contains("later.png")).collect();
+    assert_eq!(later.len(), 1, "{lines:?}");
+    assert!(later[0].contains("espresso"));
+}
