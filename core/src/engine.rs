@@ -51,6 +51,10 @@ pub struct EngineConfig {
     /// small box shared with the HTTP side, spinning threads steal the cores they wait for.
     pub spinning: bool,
     pub device: Device,
+    /// Keep only what serving needs in memory, rebuilding the rest from the model file when
+    /// it is needed (tract: the parsed graph, used to plan new input shapes). Devices turn it
+    /// on; hosts keep planning fast.
+    pub low_memory: bool,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             threads: 1,
             spinning: false,
             device: Device::Cpu,
+            low_memory: false,
         }
     }
 }

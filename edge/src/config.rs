@@ -16,6 +16,10 @@ pub struct EdgeConfig {
     /// Threads one inference may use.
     #[arg(long, global = true, env = "DESTINO_THREADS", default_value_t = 1)]
     pub threads: usize,
+    /// Keep each model's parsed graph in memory so inputs of a new shape are planned without
+    /// reading the model file again (costs about the model's size in memory).
+    #[arg(long, global = true, env = "DESTINO_KEEP_GRAPH")]
+    pub keep_graph: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +45,7 @@ impl EdgeConfig {
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             threads: self.threads,
+            low_memory: !self.keep_graph,
             ..EngineConfig::default()
         }
     }

@@ -1,10 +1,12 @@
 //! The tract engine: pure Rust, no C/C++ runtime. The only file of the edge that names
 //! `tract`. The ONNX graph is parsed once at load; an optimised plan is built per set of
 //! concrete input shapes (symbolic and unknown dims resolved from the request) and kept in a
-//! small LRU cache.
+//! small LRU cache. With `low_memory` the parsed graph is dropped after load and read again
+//! from the model file when a new shape needs a plan.
 
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use destino_core::{
     DType, Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor,
@@ -17,8 +19,10 @@ use tract_onnx::tract_core::tract_linalg::multithread::Executor;
 use tract_onnx::tract_hir::infer::{Factoid, InferenceModelExt};
 
 const ENGINE: &str = "tract";
-/// Plans kept per model: one per distinct set of input shapes seen recently.
+/// Plans kept per model: one per distinct set of input shapes seen recently. Each holds its
+/// own packed weights, so low-memory mode keeps fewer.
 const PLAN_CACHE: usize = 16;
+const PLAN_CACHE_LOW_MEMORY: usize = 4;
 /// Domains whose operators tract registers (it keys its registry by name only).
 const KNOWN_DOMAINS: [&str; 2] = ["", "ai.onnx.ml"];
 
@@ -27,7 +31,11 @@ type PlanKey = (Vec<Vec<usize>>, Vec<i64>);
 
 /// A model parsed by tract, with its optimised plans.
 pub struct TractEngine {
-    model: InferenceModel,
+    /// The parsed graph; `None` in low-memory mode, where it is re-read from `path`.
+    model: Option<InferenceModel>,
+    path: PathBuf,
+    /// The model file's size and modification time at load: a re-read must see the same file.
+    stamp: Option<(u64, Option<SystemTime>)>,
     metadata: ModelMetadata,
     ops: Vec<OpType>,
     plans: LruCache<PlanKey, Plan>,
@@ -147,8 +155,24 @@ impl TractEngine {
         Ok(())
     }
 
+    /// The parsed graph, from memory or (low-memory mode) from the unchanged model file.
+    fn graph(&self) -> TractResult<InferenceModel> {
+        if let Some(model) = &self.model {
+            return Ok(model.clone());
+        }
+        if file_stamp(&self.path) != self.stamp {
+            return Err(TractError::msg(format!(
+                "{} changed since it was loaded: load the model again",
+                self.path.display()
+            )));
+        }
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_path(&self.path)?;
+        Ok(onnx.parse(&proto, self.model_dir.as_deref())?.model)
+    }
+
     fn build_plan(&self, inputs: &[&Tensor]) -> TractResult<Plan> {
-        let mut model = self.model.clone();
+        let mut model = self.graph()?;
         self.input_facts(&mut model, inputs, false)?;
         model
             .into_optimized()?
@@ -232,13 +256,22 @@ impl Engine for TractEngine {
             ..RunOptions::default()
         };
         let mut engine = TractEngine {
-            model,
+            model: Some(model),
+            path: path.to_path_buf(),
+            stamp: file_stamp(path),
             ops: onnx.ops.iter().cloned().collect(),
             metadata: onnx.metadata,
             proto: has_if.then_some(proto),
             model_dir,
             folding: false,
-            plans: LruCache::new(NonZeroUsize::new(PLAN_CACHE).unwrap_or(NonZeroUsize::MIN)),
+            plans: LruCache::new(
+                NonZeroUsize::new(if config.low_memory {
+                    PLAN_CACHE_LOW_MEMORY
+                } else {
+                    PLAN_CACHE
+                })
+                .unwrap_or(NonZeroUsize::MIN),
+            ),
             options,
         };
         // Build a plan now where the shapes are known up to free dims (taken as 1), so a model
@@ -246,6 +279,9 @@ impl Engine for TractEngine {
         if let Some(inputs) = engine.metadata.example_inputs() {
             let inputs: Vec<&Tensor> = inputs.values().collect();
             engine.plan(&inputs)?;
+        }
+        if config.low_memory {
+            engine.model = None;
         }
         Ok(engine)
     }
@@ -283,6 +319,12 @@ impl Engine for TractEngine {
         }
         Ok(result)
     }
+}
+
+/// Size and modification time of `path`, to notice a model file replaced after load.
+fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()))
 }
 
 /// The value of an integer or bool rank-0 tensor.

@@ -68,6 +68,7 @@ impl RuntimeArgs {
             threads: self.threads,
             spinning: self.spinning,
             device: self.device,
+            low_memory: false,
         }
     }
 }

@@ -168,3 +168,28 @@ fn orientation_classifier_sees_the_flip() {
         );
     }
 }
+
+#[test]
+fn tract_in_low_memory_mode_rereads_the_graph_for_new_shapes_from_the_same_file() {
+    let cat = reference_case("efficientnet_lite0", None);
+    let coffee = reference_case("efficientnet_lite0", Some("coffee"));
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    std::fs::copy(&cat.model, &model).unwrap();
+    let config = EngineConfig {
+        low_memory: true,
+        ..EngineConfig::default()
+    };
+    let mut engine = TractEngine::load(&model, &config).unwrap();
+    // Batch 1 was planned at load; batch 2 needs the graph again, read from the file.
+    assert_matches_reference(&mut engine, &cat);
+    assert_batch_equals_single_runs(&mut engine, &cat.inputs, &coffee.inputs);
+
+    // A file replaced after load is not silently mixed in: new shapes fail until reloaded.
+    std::fs::write(&model, b"not the model").unwrap();
+    let three = batch_of_two(&batch_of_two(&cat.inputs, &coffee.inputs), &cat.inputs);
+    let error = engine.run(&three).unwrap_err().to_string();
+    assert!(error.contains("changed since it was loaded"), "{error}");
+    // Shapes already planned keep serving.
+    assert_matches_reference(&mut engine, &coffee);
+}
