@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod folder;
+pub mod memory;
 pub mod mqtt;
 pub mod tract_engine;
 
