@@ -57,3 +57,13 @@ pub const EDGE_DEFAULTS: DestinationDefaults = DestinationDefaults {
     max_batch_size: 1,
     http_threads: Some(2),
 };
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::EdgeConfig::command().debug_assert();
+    }
+}

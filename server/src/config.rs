@@ -21,7 +21,7 @@ pub struct ServerConfig {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load every model of the repository, warm each up, and serve.
-    Serve(ServeArgs),
+    Serve(ServerServeArgs),
     /// Score the tensors of an .npz file and write the outputs to another .npz.
     Run(RunArgs),
     /// Run a model on both engines and compare the outputs with each other and a reference.
@@ -75,7 +75,7 @@ impl RuntimeArgs {
 
 /// `serve`: the flags every destination shares, plus the GPU policy only hosts have.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub struct ServerServeArgs {
     #[command(flatten)]
     pub common: destino_core::http::ServeArgs,
     /// Exit when a model cannot start on the requested GPU, instead of falling back to CPU.
@@ -107,4 +107,14 @@ pub struct ParityArgs {
     /// Relative tolerance for float outputs.
     #[arg(long, default_value_t = 1e-3)]
     pub rtol: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::ServerConfig::command().debug_assert();
+    }
 }

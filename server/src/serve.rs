@@ -9,10 +9,10 @@ use destino_core::model::EngineLoader;
 use destino_core::{Device, EngineConfig, Result};
 
 use crate::commands::engine_loader;
-use crate::config::{EngineKind, RuntimeArgs, SERVER_DEFAULTS, ServeArgs};
+use crate::config::{EngineKind, RuntimeArgs, SERVER_DEFAULTS, ServerServeArgs};
 use crate::ort_engine::runtime_version;
 
-pub fn serve(runtime: &RuntimeArgs, args: &ServeArgs) -> Result<ExitCode> {
+pub fn serve(runtime: &RuntimeArgs, args: &ServerServeArgs) -> Result<ExitCode> {
     args.common.init_logging();
     let loader = engine_loader(runtime, runtime.engine)?;
     if runtime.engine == EngineKind::Ort {
