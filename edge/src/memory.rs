@@ -5,27 +5,46 @@
 //! (same process id, arguments and environment otherwise). A `GLIBC_TUNABLES` already in the
 //! environment is left alone: set it (even empty) to opt out.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
 /// Large buffers (model tensors, images, activations) go straight to mmap and back to the
 /// system when freed; two arenas bound per-thread caching.
 pub const TUNABLES: &str = "glibc.malloc.mmap_threshold=262144:glibc.malloc.arena_max=2";
 
 /// Re-executes the process with [`TUNABLES`] when running on glibc without them. Returns if
-/// that is not needed or not possible (e.g. under qemu-user), and the process goes on as is.
+/// that is not needed or not possible, and the process goes on as is. `execve` itself, not
+/// `execvp`: where the kernel cannot run this binary (under qemu-user without binfmt) it fails
+/// instead of handing the file to `/bin/sh`.
 pub fn tune_allocator() {
     if !cfg!(all(target_os = "linux", target_env = "gnu"))
         || std::env::var_os("GLIBC_TUNABLES").is_some()
     {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut args = std::env::args_os();
-    let mut command = std::process::Command::new(exe);
-    if let Some(arg0) = args.next() {
-        std::os::unix::process::CommandExt::arg0(&mut command, arg0);
+    if let Some((path, args, env)) = reexec_with_tunables() {
+        // Only returns on failure.
+        let _failed = nix::unistd::execve(&path, &args, &env);
     }
-    command.args(args).env("GLIBC_TUNABLES", TUNABLES);
-    // `exec` only returns on failure; the process then goes on with glibc's defaults.
-    let _failed = std::os::unix::process::CommandExt::exec(&mut command);
+}
+
+type ExecParts = (CString, Vec<CString>, Vec<CString>);
+
+fn reexec_with_tunables() -> Option<ExecParts> {
+    let c_string = |bytes: &[u8]| CString::new(bytes).ok();
+    let exe = std::env::current_exe().ok()?;
+    let path = c_string(exe.as_os_str().as_bytes())?;
+    let args = std::env::args_os()
+        .map(|arg| c_string(arg.as_bytes()))
+        .collect::<Option<Vec<_>>>()?;
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(key, value)| {
+            let mut pair = key.as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            c_string(&pair)
+        })
+        .collect();
+    env.push(c_string(format!("GLIBC_TUNABLES={TUNABLES}").as_bytes())?);
+    Some((path, args, env))
 }
