@@ -26,12 +26,28 @@ pub struct RunArgs {
     /// Reference outputs (`.npz`) to compare with; a mismatch fails the command.
     #[arg(long)]
     pub expected: Option<PathBuf>,
-    /// Absolute tolerance for float outputs (with --expected).
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
+}
+
+/// How close float outputs must be to a reference (numpy `allclose`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ToleranceArgs {
+    /// Absolute tolerance for float outputs.
     #[arg(long, default_value_t = 1e-4)]
     pub atol: f64,
-    /// Relative tolerance for float outputs (with --expected).
+    /// Relative tolerance for float outputs.
     #[arg(long, default_value_t = 1e-3)]
     pub rtol: f64,
+}
+
+impl ToleranceArgs {
+    pub fn tolerance(&self) -> Tolerance {
+        Tolerance {
+            atol: self.atol,
+            rtol: self.rtol,
+        }
+    }
 }
 
 /// `inspect`: inputs, outputs, opsets and operator coverage of a model.
@@ -58,11 +74,7 @@ pub fn run_command(engine: &mut dyn Engine, args: &RunArgs) -> Result<ExitCode> 
     let Some(expected) = &args.expected else {
         return Ok(ExitCode::SUCCESS);
     };
-    let tolerance = Tolerance {
-        atol: args.atol,
-        rtol: args.rtol,
-    };
-    let comparisons = compare_all(&outputs, &read_npz(expected)?, tolerance);
+    let comparisons = compare_all(&outputs, &read_npz(expected)?, args.tolerance.tolerance());
     for comparison in &comparisons {
         println!("{comparison}");
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use destino_core::model::{EngineLoader, loader};
 use destino_core::npz::read_npz;
 use destino_core::offline::{InspectArgs, RunArgs, describe, describe_support, run_command};
-use destino_core::parity::{Comparison, Tolerance, compare_all};
+use destino_core::parity::{Comparison, compare_all};
 use destino_core::{Engine, EngineConfig, OnnxModel, Result, Tensors};
 use destino_edge::TractEngine;
 
@@ -60,10 +60,7 @@ pub fn inspect(runtime: &RuntimeArgs, args: &InspectArgs) -> Result<ExitCode> {
 /// Runs both engines on the same inputs; compares them with each other and the reference.
 pub fn parity(runtime: &RuntimeArgs, args: &ParityArgs) -> Result<ExitCode> {
     let inputs = read_npz(&args.inputs)?;
-    let tolerance = Tolerance {
-        atol: args.atol,
-        rtol: args.rtol,
-    };
+    let tolerance = args.tolerance.tolerance();
     let config = runtime.engine_config();
     load_onnxruntime(runtime)?;
     let ort = run_engine::<OrtEngine>(&args.model, &config, &inputs)?;
@@ -84,8 +81,8 @@ pub fn parity(runtime: &RuntimeArgs, args: &ParityArgs) -> Result<ExitCode> {
         } else {
             "parity: FAILED"
         },
-        args.atol,
-        args.rtol
+        tolerance.atol,
+        tolerance.rtol
     );
     Ok(if all_ok {
         ExitCode::SUCCESS

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use destino_core::http::DestinationDefaults;
-use destino_core::offline::{InspectArgs, RunArgs};
+use destino_core::offline::{InspectArgs, RunArgs, ToleranceArgs};
 use destino_core::probe::ProbeArgs;
 use destino_core::{Device, EngineConfig};
 
@@ -101,12 +101,8 @@ pub struct ParityArgs {
     /// Reference outputs: an `.npz` whose keys are output names.
     #[arg(long)]
     pub expected: Option<PathBuf>,
-    /// Absolute tolerance for float outputs.
-    #[arg(long, default_value_t = 1e-4)]
-    pub atol: f64,
-    /// Relative tolerance for float outputs.
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
 }
 
 #[cfg(test)]

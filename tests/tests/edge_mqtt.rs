@@ -32,6 +32,13 @@ fn repository() -> tempfile::TempDir {
 
 /// Starts the bridge and waits until it has subscribed.
 fn start_bridge(repository: &Path, port: &str, extra: &[&str]) -> TestServer {
+    let bridge = spawn_bridge(repository, port, extra);
+    wait_for(&bridge, "mqtt: subscribed");
+    bridge
+}
+
+/// Starts the bridge (its HTTP side listening) without waiting for the broker.
+fn spawn_bridge(repository: &Path, port: &str, extra: &[&str]) -> TestServer {
     let mut args = vec![
         "mqtt",
         "--broker",
@@ -50,9 +57,7 @@ fn start_bridge(repository: &Path, port: &str, extra: &[&str]) -> TestServer {
         "500",
     ];
     args.extend_from_slice(extra);
-    let bridge = TestServer::spawn_program("destino-edge", &args);
-    wait_for(&bridge, "mqtt: subscribed");
-    bridge
+    TestServer::spawn_program("destino-edge", &args)
 }
 
 fn wait_for(process: &TestServer, line: &str) {
@@ -339,28 +344,16 @@ fn tls_and_credentials() {
     // A wrong password is refused and retried, not fatal.
     let tls_port = tls_port.to_string();
     let ca = c("ca.pem");
-    let refused = TestServer::spawn_program(
-        "destino-edge",
+    let refused = spawn_bridge(
+        repository.path(),
+        &tls_port,
         &[
-            "mqtt",
-            "--broker",
-            "127.0.0.1",
-            "--mqtt-port",
-            &tls_port,
             "--ca-file",
             &ca,
             "--username",
             "edge",
             "--password",
             "wrong",
-            "--model-repository",
-            repository.path().to_str().unwrap(),
-            "--http-address",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--model",
-            "efficientnet_lite0",
             "--client-id",
             "refused",
         ],
