@@ -53,8 +53,9 @@ ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so.1.31.1 \
     DESTINO_HTTP_PORT=8000
 USER destino
 EXPOSE 8000
+# Shell form, so the probe follows DESTINO_HTTP_PORT.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["destino-server", "probe", "http://127.0.0.1:8000/v2/health/ready"]
+  CMD destino-server probe "http://127.0.0.1:${DESTINO_HTTP_PORT:-8000}/v2/health/ready"
 # SIGTERM (docker stop, Kubernetes) fails readiness and drains in-flight requests.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["destino-server"]
