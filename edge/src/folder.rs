@@ -115,12 +115,10 @@ fn pick_model(registry: &Registry, name: Option<&str>) -> Result<Arc<ServedModel
     if let Some(name) = name {
         return registry.get(name, None).map_err(|e| e.to_string());
     }
-    let mut served = registry.served();
-    match served.len() {
-        1 => Ok(served.remove(0)),
-        0 => Err("no model could be loaded".into()),
-        _ => Err("several models are served: name one with --model".into()),
-    }
+    registry.only_served().map_err(|count| match count {
+        0 => "no model could be loaded".into(),
+        _ => "several models are served: name one with --model".into(),
+    })
 }
 
 /// The answer for one file: the prediction, or the error, with the file's name.

@@ -229,24 +229,23 @@ fn run_with_expected_checks_the_outputs_on_the_edge_binary() {
     let cat = reference_case("efficientnet_lite0", None);
     let coffee = reference_case("efficientnet_lite0", Some("coffee"));
     let files = npz_files(&cat);
-    let args = |expected: &Path| {
-        [
-            "run",
-            "--model",
-            p(&cat.model),
-            "--inputs",
-            p(&files.inputs),
-            "--outputs",
-            p(&files.outputs),
-            "--expected",
-            p(expected),
-        ]
-        .map(str::to_string)
+    let run_against = |expected: &Path| {
+        run(
+            "destino-edge",
+            &[
+                "run",
+                "--model",
+                p(&cat.model),
+                "--inputs",
+                p(&files.inputs),
+                "--outputs",
+                p(&files.outputs),
+                "--expected",
+                p(expected),
+            ],
+        )
     };
-    let out = Command::new(binary("destino-edge"))
-        .args(args(&files.expected))
-        .output()
-        .unwrap();
+    let out = run_against(&files.expected);
     assert!(out.status.success(), "{}", text(&out.stdout));
     assert!(
         text(&out.stdout).contains("logits: ok"),
@@ -254,10 +253,7 @@ fn run_with_expected_checks_the_outputs_on_the_edge_binary() {
         text(&out.stdout)
     );
     let wrong = npz_files(&coffee);
-    let out = Command::new(binary("destino-edge"))
-        .args(args(&wrong.expected))
-        .output()
-        .unwrap();
+    let out = run_against(&wrong.expected);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains("expected: MISMATCH"),

@@ -97,18 +97,16 @@ fn score_model(state: &AppState, requested: Option<&str>) -> Result<Arc<ServedMo
     if let Some(name) = requested.or(state.options.score_model.as_deref()) {
         return Ok(state.registry.get(name, None)?);
     }
-    let mut served = state.registry.served();
-    match served.len() {
-        1 => Ok(served.remove(0)),
-        0 => Err(ApiError::new(
+    state.registry.only_served().map_err(|count| match count {
+        0 => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "no model is loaded",
-        )),
-        _ => Err(ApiError::bad_request(
+        ),
+        _ => ApiError::bad_request(
             "several models are served: name one with ?model=NAME (or start with --score-model)",
-        )),
-    }
+        ),
+    })
 }
 
 async fn predict(

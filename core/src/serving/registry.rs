@@ -176,6 +176,17 @@ impl Registry {
         slots.values().filter_map(|s| s.served.clone()).collect()
     }
 
+    /// The only model serving now; otherwise how many serve (0, or several) for the caller
+    /// to say why it cannot pick one.
+    pub fn only_served(&self) -> Result<Arc<ServedModel>, usize> {
+        let mut served = self.served();
+        if served.len() == 1 {
+            Ok(served.remove(0))
+        } else {
+            Err(served.len())
+        }
+    }
+
     /// (Re)loads the newest version of `name` from the repository and swaps it in. Blocks for
     /// the load; the version serving meanwhile keeps serving, also when the load fails.
     pub fn load(&self, name: &str) -> Result<Arc<ServedModel>, RegistryError> {

@@ -172,9 +172,8 @@ impl Context {
             .find(|(key, _)| key == "model")
             .map(|(_, value)| value.as_str())
             .or(self.args.model.as_deref());
-        let id = request_id(&payload);
         let result = match self.model(requested) {
-            Ok(model) => score_message(&self.state, &model, payload, self.args.top_k).await,
+            Ok(model) => score_message(&self.state, &model, payload.clone(), self.args.top_k).await,
             Err(e) => Err(e),
         };
         match result {
@@ -189,7 +188,8 @@ impl Context {
             },
             Err(e) => {
                 tracing::info!(%topic, status = e.status.as_u16(), "message refused: {}", e.message);
-                let mut body = error_json(&e, id.as_deref());
+                // Only a refused message needs its id read back out of the payload.
+                let mut body = error_json(&e, request_id(&payload).as_deref());
                 body["topic"] = serde_json::Value::from(topic);
                 Answer {
                     topic: properties
@@ -208,13 +208,11 @@ impl Context {
         if let Some(name) = requested {
             return Ok(self.state.registry.get(name, None)?);
         }
-        let mut served = self.state.registry.served();
-        if served.len() == 1 {
-            return Ok(served.remove(0));
-        }
-        Err(ApiError::bad_request(
-            "several models are served: name one with --model or the message's `model` user property",
-        ))
+        self.state.registry.only_served().map_err(|_| {
+            ApiError::bad_request(
+                "several models are served: name one with --model or the message's `model` user property",
+            )
+        })
     }
 }
 
