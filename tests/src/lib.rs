@@ -123,6 +123,23 @@ pub fn init_onnxruntime() {
     }
 }
 
+/// The Python of the venv `scripts/python-env` sets up (tritonclient, the deployment
+/// validators); the test command runs that script first, so this is quick.
+pub fn python_env() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new(root.join("scripts/python-env"))
+        .output()
+        .expect("running scripts/python-env");
+    assert!(
+        output.status.success(),
+        "scripts/python-env failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default().trim();
+    PathBuf::from(last)
+}
+
 /// Path of a workspace binary (`destino-server`, `destino-edge`), built on first use with the
 /// same profile as the running test.
 pub fn binary(name: &str) -> PathBuf {

@@ -7,26 +7,11 @@ use std::path::Path;
 use std::process::Command;
 
 use destino_tests::server::{TestServer, test_repository};
-use destino_tests::shared_models;
-
-/// The Python with tritonclient that `scripts/python-env` sets up (the test command runs it).
-fn python() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = Command::new(root.join("scripts/python-env"))
-        .output()
-        .expect("running scripts/python-env");
-    assert!(
-        output.status.success(),
-        "scripts/python-env failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().last().unwrap().trim().to_string()
-}
+use destino_tests::{python_env, shared_models};
 
 #[test]
 fn tritonclient_http_json_and_binary() {
-    let python = python();
+    let python = python_env();
     let repository = test_repository();
     let server = TestServer::start(repository.path(), &[]);
     let url = server.client.base.trim_start_matches("http://").to_string();
