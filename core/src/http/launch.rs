@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Longest a request may wait for its outputs, in milliseconds; 0 waits forever.
     #[arg(long, env = "DESTINO_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
     pub request_timeout_ms: u64,
+    /// Longest a client may take to send its request body, in ms (0: no limit); slower
+    /// clients get 408, so trickled bodies cannot hold the server.
+    #[arg(long, env = "DESTINO_BODY_READ_TIMEOUT_MS", default_value_t = 60_000)]
+    pub body_read_timeout_ms: u64,
     /// Largest request body, in bytes.
     #[arg(long, env = "DESTINO_MAX_BODY_BYTES", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,
@@ -120,6 +124,8 @@ impl ServeArgs {
             max_image_pixels: self.max_image_pixels,
             request_timeout: (self.request_timeout_ms > 0)
                 .then(|| Duration::from_millis(self.request_timeout_ms)),
+            body_read_timeout: (self.body_read_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.body_read_timeout_ms)),
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
             cors_origins: self.cors_allow_origin.clone(),
             score_model: self.score_model.clone(),

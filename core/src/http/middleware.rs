@@ -1,5 +1,6 @@
-//! Cross-cutting request handling: the optional API key, per-route response counts, and JSON
-//! bodies for errors raised outside the handlers (framework rejections, unsupported encodings).
+//! Cross-cutting request handling: the optional API key, reading bodies within a deadline,
+//! per-route response counts, and JSON bodies for errors raised outside the handlers
+//! (framework rejections, unsupported encodings).
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -9,6 +10,54 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+
+/// Reads the whole request body before the handler runs, within `--body-read-timeout-ms` and
+/// `--max-body-bytes` (of the decompressed body): a client that trickles its body gets 408
+/// instead of holding a handler. Handlers then read the body from memory.
+pub async fn read_body_within_deadline(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(deadline) = state.options.body_read_timeout else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let limit = state.options.max_body_bytes;
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) if is_length_limit(&e) => {
+            ApiError::too_large("request body is larger than the server's limit (--max-body-bytes)")
+                .into_response()
+        }
+        Ok(Err(e)) => {
+            ApiError::bad_request(format!("cannot read the request body: {e}")).into_response()
+        }
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request body did not arrive within {} ms (--body-read-timeout-ms)",
+                deadline.as_millis()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
 
 /// Routes that answer without the API key: probes must work for orchestrators.
 fn is_health(path: &str) -> bool {

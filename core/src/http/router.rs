@@ -16,7 +16,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::http::error::ApiError;
-use crate::http::middleware::{count_responses, json_errors, require_api_key};
+use crate::http::middleware::{
+    count_responses, json_errors, read_body_within_deadline, require_api_key,
+};
 use crate::http::state::AppState;
 use crate::http::{azure, openapi, repository, v2::routes as v2};
 
@@ -229,6 +231,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost: bodies are read only for requests that passed the API key check.
+        .layer(from_fn_with_state(state.clone(), read_body_within_deadline))
         .layer(from_fn_with_state(state.clone(), require_api_key))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))

@@ -14,6 +14,8 @@ pub struct HttpOptions {
     pub max_image_pixels: u64,
     /// Longest a request may wait for its outputs (queue and compute).
     pub request_timeout: Option<Duration>,
+    /// Longest a client may take to send its body (slow clients get 408).
+    pub body_read_timeout: Option<Duration>,
     /// When set, every route but health needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
     /// Origins allowed by CORS; `*` allows any. Empty: no CORS headers.
@@ -30,6 +32,7 @@ impl Default for HttpOptions {
             max_body_bytes: 64 << 20,
             max_image_pixels: crate::preprocess::DEFAULT_MAX_PIXELS,
             request_timeout: Some(Duration::from_secs(60)),
+            body_read_timeout: Some(Duration::from_secs(60)),
             api_key: None,
             cors_origins: Vec::new(),
             score_model: None,
