@@ -1,6 +1,7 @@
-//! Where the server looks for the ONNX Runtime library, in order: the `--onnxruntime` flag,
-//! `ORT_DYLIB_PATH`, the copy `scripts/fetch-onnxruntime` puts in the repository, the
-//! executable's folder, and the system loader's search path.
+//! Where the server looks for the ONNX Runtime library: the `--onnxruntime` flag alone when it
+//! is given (a path the user names is never silently replaced), otherwise `ORT_DYLIB_PATH`,
+//! the copy `scripts/fetch-onnxruntime` puts in the repository, the executable's folder, and
+//! the system loader's search path, in that order.
 
 use std::path::{Path, PathBuf};
 
@@ -11,10 +12,10 @@ pub const FETCHED: &str = ".onnxruntime/cpu/libonnxruntime.so";
 
 /// Candidate library paths with where each comes from, in the order they are tried.
 pub fn candidates(flag: Option<&Path>, env: Option<&str>) -> Vec<(PathBuf, &'static str)> {
-    let mut out = Vec::new();
     if let Some(path) = flag {
-        out.push((path.to_path_buf(), "--onnxruntime"));
+        return vec![(path.to_path_buf(), "--onnxruntime")];
     }
+    let mut out = Vec::new();
     if let Some(path) = env.filter(|p| !p.is_empty()) {
         out.push((PathBuf::from(path), "ORT_DYLIB_PATH"));
     }
@@ -44,10 +45,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flag_comes_first_then_environment() {
+    fn the_flag_alone_else_environment_then_fallbacks() {
         let list = candidates(Some(Path::new("/opt/ort/lib.so")), Some("/env/lib.so"));
-        assert_eq!(list[0], (PathBuf::from("/opt/ort/lib.so"), "--onnxruntime"));
-        assert_eq!(list[1], (PathBuf::from("/env/lib.so"), "ORT_DYLIB_PATH"));
+        assert_eq!(
+            list,
+            vec![(PathBuf::from("/opt/ort/lib.so"), "--onnxruntime")]
+        );
+        let list = candidates(None, Some("/env/lib.so"));
+        assert_eq!(list[0], (PathBuf::from("/env/lib.so"), "ORT_DYLIB_PATH"));
         assert_eq!(list.last().unwrap().0, PathBuf::from(LIBRARY));
         assert!(
             candidates(None, Some(""))

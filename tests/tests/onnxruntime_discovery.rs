@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use destino_core::Error;
 use destino_server::ort_engine::init_runtime;
+use destino_tests::{binary, bundled_models};
 
 #[test]
 fn failure_lists_every_candidate_and_the_fix() {
@@ -31,4 +33,23 @@ fn failure_lists_every_candidate_and_the_fix() {
     );
     assert!(message.contains("scripts/fetch-onnxruntime"), "{message}");
     assert!(message.contains("--engine tract"), "{message}");
+}
+
+#[test]
+fn a_server_without_onnx_runtime_exits_with_the_fix() {
+    let output = Command::new(binary("destino-server"))
+        .args(["--onnxruntime", "/nonexistent/libonnxruntime.so", "serve"])
+        .arg("--model-repository")
+        .arg(bundled_models())
+        .args(["--http-address", "127.0.0.1", "--http-port", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/libonnxruntime.so")
+            && stderr.contains("scripts/fetch-onnxruntime"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
