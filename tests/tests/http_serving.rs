@@ -286,6 +286,78 @@ fn watch_picks_up_new_versions_and_new_models() {
     }
 }
 
+/// Waits until `check` holds, polling; fails with `what` after 30 s.
+fn eventually(server: &TestServer, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}\n{}", server.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_keeps_serving_a_model_whose_file_is_corrupted_or_deleted() {
+    let repository = tempfile::tempdir().unwrap();
+    let digits = add_model(repository.path(), "sklearn_digits_rf", Some(1));
+    let silero = add_model(repository.path(), "silero_vad", None);
+    let server = TestServer::start(
+        repository.path(),
+        &["--watch", "--watch-interval-ms", "200"],
+    );
+    let infer = |model: &str, body: &serde_json::Value| {
+        server
+            .client
+            .post_json(&format!("/v2/models/{model}/infer"), body)
+            .status
+    };
+    let silero_request = json_request(&reference_case("silero_vad", None).inputs);
+
+    // Corrupted in place (a copy cut short, a bad upload): the load fails, version 1 serves.
+    std::fs::remove_file(digits.join("model.onnx")).unwrap();
+    std::fs::write(digits.join("model.onnx"), b"\x08\x07garbage").unwrap();
+    eventually(&server, "the corrupted file was not tried", || {
+        let index = server.client.post("/v2/repository/index", &[], b"").json();
+        index.as_array().unwrap().iter().any(|m| {
+            m["name"] == "sklearn_digits_rf"
+                && m["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("last load failed"))
+        })
+    });
+    assert_eq!(infer("sklearn_digits_rf", &digits_request(1)), 200);
+
+    // Deleted: the model in memory keeps serving until its folder goes.
+    std::fs::remove_file(digits.join("model.onnx")).unwrap();
+    std::fs::remove_file(silero.join("model.onnx")).unwrap();
+    // A model added afterwards proves the watcher has looked since the deletions.
+    add_model(repository.path(), "ppocr_mobile_v2_cls", None);
+    eventually(&server, "the new model was not picked up", || {
+        server
+            .client
+            .get("/v2/models/ppocr_mobile_v2_cls/ready")
+            .status
+            == 200
+    });
+    assert_eq!(
+        infer("sklearn_digits_rf", &digits_request(1)),
+        200,
+        "{}",
+        server.output()
+    );
+    assert_eq!(
+        infer("silero_vad", &silero_request),
+        200,
+        "{}",
+        server.output()
+    );
+
+    // Removing the folder is how a model is taken away.
+    std::fs::remove_dir_all(repository.path().join("silero_vad")).unwrap();
+    eventually(&server, "a removed model folder was not unloaded", || {
+        server.client.get("/v2/models/silero_vad/ready").status != 200
+    });
+}
+
 #[test]
 fn request_timeout_answers_503() {
     let (_repository, server) = efficientnet_server(&["--request-timeout-ms", "1"]);

@@ -370,7 +370,9 @@ impl Registry {
             }
         }
         for (name, (_, serving)) in &attempted {
-            if *serving && repository.get(name).is_none() {
+            // Only a removed folder unloads: a model file deleted or mid-replacement leaves
+            // the loaded model serving.
+            if *serving && repository.get(name).is_none() && !self.root.join(name).is_dir() {
                 let _ = self.unload(name);
             }
         }
