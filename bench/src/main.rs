@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use destino_bench::{Stats, first_row, ms, stats};
 use destino_core::{Engine, EngineConfig, Tensors};
 use destino_server::ort_engine::OrtEngine;
 use destino_tests::server::Client;
@@ -36,42 +37,6 @@ struct Args {
     /// Engine threads for the in-process measurement (match the server's --threads).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-}
-
-/// Throughput and latency percentiles of one measurement.
-struct Stats {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
-}
-
-fn stats(mut latencies: Vec<Duration>, elapsed: Duration, errors: usize) -> Stats {
-    latencies.sort();
-    let at = |q: f64| {
-        let index = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
-        latencies.get(index).copied().unwrap_or_default()
-    };
-    Stats {
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-        errors,
-    }
-}
-
-/// Batch-1 inputs: the first row of each reference input (inputs without a batch axis as is).
-fn first_row(inputs: &Tensors) -> Result<Tensors> {
-    inputs
-        .iter()
-        .map(|(name, t)| {
-            let row = match t.shape().first() {
-                Some(&n) if n > 1 => t.split_batch(&[1, n - 1])?.remove(0),
-                _ => t.clone(),
-            };
-            Ok((name.clone(), row))
-        })
-        .collect()
 }
 
 fn in_process(model: &Path, inputs: &Tensors, threads: usize, seconds: f64) -> Result<Stats> {
@@ -139,10 +104,6 @@ fn over_http(args: &Args, inputs: &Tensors, concurrency: usize) -> Stats {
         }
     }
     stats(latencies, start.elapsed(), errors)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
 fn main() -> Result<()> {

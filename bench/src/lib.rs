@@ -1,0 +1,96 @@
+//! What the load generators share: batch-1 requests built from the shared models' reference
+//! inputs, latency statistics, and the server's resident memory.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use destino_core::Tensors;
+use destino_tests::reference_case;
+use destino_tests::v2::{binary_request, json_request};
+
+/// Throughput and latency percentiles of one measurement.
+#[derive(Debug)]
+pub struct Stats {
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub errors: usize,
+}
+
+pub fn stats(mut latencies: Vec<Duration>, elapsed: Duration, errors: usize) -> Stats {
+    latencies.sort();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
+        latencies.get(index).copied().unwrap_or_default()
+    };
+    Stats {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        errors,
+    }
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+/// Batch-1 inputs: the first row of each reference input (inputs without a batch axis as is).
+pub fn first_row(inputs: &Tensors) -> Result<Tensors> {
+    inputs
+        .iter()
+        .map(|(name, t)| {
+            let row = match t.shape().first() {
+                Some(&n) if n > 1 => t.split_batch(&[1, n - 1])?.remove(0),
+                _ => t.clone(),
+            };
+            Ok((name.clone(), row))
+        })
+        .collect()
+}
+
+/// One ready-to-send V2 inference request.
+#[derive(Debug, Clone)]
+pub struct InferRequest {
+    pub model: String,
+    pub path: String,
+    pub body: Vec<u8>,
+    /// `inference-header-content-length` for binary tensors, `None` for JSON.
+    pub header_length: Option<String>,
+}
+
+impl InferRequest {
+    /// The batch-1 request of a shared model, as Triton binary tensors or JSON.
+    pub fn for_model(model: &str, json: bool) -> Result<InferRequest> {
+        let case = reference_case(model, None);
+        let inputs = first_row(&case.inputs).context("batch-1 request")?;
+        let (body, header_length) = if json {
+            (serde_json::to_vec(&json_request(&inputs))?, None)
+        } else {
+            let (body, length) = binary_request(&inputs);
+            (body, Some(length.to_string()))
+        };
+        Ok(InferRequest {
+            model: model.to_string(),
+            path: format!("/v2/models/{model}/infer"),
+            body,
+            header_length,
+        })
+    }
+
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        match &self.header_length {
+            Some(length) => vec![("inference-header-content-length", length.as_str())],
+            None => vec![("content-type", "application/json")],
+        }
+    }
+}
+
+/// Resident memory of a process, in KiB (Linux `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
