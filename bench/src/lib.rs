@@ -35,14 +35,25 @@ pub fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
-/// Batch-1 inputs: the first row of each reference input (inputs without a batch axis as is).
+/// Batch-1 inputs: the first row of each reference input when all inputs share a leading
+/// batch axis longer than 1; otherwise (a state tensor's leading axis is not a batch, say) the
+/// inputs as they are.
 pub fn first_row(inputs: &Tensors) -> Result<Tensors> {
+    let leading: Vec<usize> = inputs
+        .values()
+        .filter_map(|t| t.shape().first().copied())
+        .collect();
+    let batch = match leading.first() {
+        Some(&n) if n > 1 && leading.iter().all(|&d| d == n) => n,
+        _ => return Ok(inputs.clone()),
+    };
     inputs
         .iter()
         .map(|(name, t)| {
-            let row = match t.shape().first() {
-                Some(&n) if n > 1 => t.split_batch(&[1, n - 1])?.remove(0),
-                _ => t.clone(),
+            let row = if t.shape().is_empty() {
+                t.clone()
+            } else {
+                t.split_batch(&[1, batch - 1])?.remove(0)
             };
             Ok((name.clone(), row))
         })
