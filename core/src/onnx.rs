@@ -145,12 +145,21 @@ impl OnnxModel {
             return Err(invalid("not a file".into()));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+        OnnxModel::from_bytes(&bytes, path)
+    }
+
+    /// Checks a model file's contents as [`OnnxModel::read`] does; `path` only names the
+    /// model in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<OnnxModel> {
+        let invalid = |reason: String| Error::ModelInvalid {
+            path: path.to_path_buf(),
+            reason,
+        };
         if bytes.is_empty() {
             return Err(invalid("the file is empty".into()));
         }
-        let proto = ModelProto::decode(bytes.as_slice())
-            .map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
-        drop(bytes);
+        let proto =
+            ModelProto::decode(bytes).map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
         let graph = proto
             .graph
             .as_ref()

@@ -43,12 +43,13 @@ impl ImageSpec {
     /// Preprocesses one encoded image into a batch-of-one tensor, `[1, 3, H, W]` (NCHW) or
     /// `[1, H, W, 3]` (NHWC).
     pub fn tensor_from_bytes(&self, bytes: &[u8], max_pixels: u64) -> Result<Tensor> {
-        self.tensor_from_image(&decode_image(bytes, max_pixels)?)
+        self.tensor_from_image(&decode_image(bytes, max_pixels)?, max_pixels)
     }
 
-    /// Preprocesses decoded RGB pixels into a batch-of-one tensor.
-    pub fn tensor_from_image(&self, image: &RgbImage) -> Result<Tensor> {
-        let resized = self.resize(image)?;
+    /// Preprocesses decoded RGB pixels into a batch-of-one tensor; the resized image is held
+    /// to `max_pixels` as the decoded one is.
+    pub fn tensor_from_image(&self, image: &RgbImage, max_pixels: u64) -> Result<Tensor> {
+        let resized = self.resize(image, max_pixels)?;
         let cropped = match self.crop {
             Some([h, w]) => centre_crop(&resized, h, w)?,
             None => resized,
@@ -84,7 +85,7 @@ impl ImageSpec {
         Tensor::new(shape, data)
     }
 
-    fn resize(&self, image: &RgbImage) -> Result<RgbImage> {
+    fn resize(&self, image: &RgbImage, max_pixels: u64) -> Result<RgbImage> {
         let (width, height) = image.dimensions();
         let (new_w, new_h) = match self.resize {
             Resize::ShorterSide(side) if width <= height => (side, scale_len(height, side, width)),
@@ -101,6 +102,20 @@ impl ImageSpec {
         if new_w == 0 || new_h == 0 {
             return Err(Error::Image(format!(
                 "image {width}×{height} resizes to nothing"
+            )));
+        }
+        // A thin image (1×65536, say) scaled to a shorter side of 256 would be 256×16777216:
+        // the result may be as large as the spec's own size or `max_pixels`, no larger.
+        let spec_pixels = match self.resize {
+            Resize::ShorterSide(side) => u64::from(side) * u64::from(side),
+            Resize::Exact([h, w]) => u64::from(h) * u64::from(w),
+            Resize::FitHeight { height, max_width } => u64::from(height) * u64::from(max_width),
+        };
+        let limit = max_pixels.max(spec_pixels);
+        let pixels = u64::from(new_w) * u64::from(new_h);
+        if pixels > limit {
+            return Err(Error::Image(format!(
+                "image {width}×{height} resizes to {new_w}×{new_h} = {pixels} pixels, over the limit of {limit}"
             )));
         }
         if (new_w, new_h) == (width, height) {
@@ -204,6 +219,30 @@ mod tests {
         let err = decode_image(&bytes[..bytes.len() / 2], 1000).unwrap_err();
         assert!(matches!(err, Error::Image(_)));
         assert!(decode_image(b"plain text", 1000).is_err());
+    }
+
+    #[test]
+    fn thin_images_cannot_resize_past_the_pixel_limit() {
+        // 1×65536 pixels decode within the limit, but a shorter side of 256 would make them
+        // 256×16777216: a 12 GiB allocation without the check.
+        let thin = encoded_png(1, 65536);
+        let s = spec(Resize::ShorterSide(256));
+        let err = s.tensor_from_bytes(&thin, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("resizes to 256×16777216 = 4294967296 pixels, over the limit"),
+            "{err}"
+        );
+        let wide = encoded_png(65536, 1);
+        assert!(s.tensor_from_bytes(&wide, 1 << 20).is_err());
+        // Moderate aspect ratios stay within the limit, and the spec's own size is always
+        // allowed, however small `max_pixels` is.
+        let t = s.tensor_from_bytes(&encoded_png(4, 8), 1 << 20).unwrap();
+        assert_eq!(t.shape(), &[1, 3, 512, 256]);
+        let t = s.tensor_from_bytes(&encoded_png(8, 8), 64).unwrap();
+        assert_eq!(t.shape(), &[1, 3, 256, 256]);
+        let exact = spec(Resize::Exact([224, 224]));
+        assert!(exact.tensor_from_bytes(&encoded_png(8, 8), 64).is_ok());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::http::state::AppState;
 use crate::http::v2::decode::to_tensor;
 use crate::http::v2::request::{InputData, RequestInput};
 use crate::http::v2::routes::ModelPath;
-use crate::metadata::Tensors;
+use crate::metadata::{ModelMetadata, Tensors};
 use crate::serving::ServedModel;
 
 /// Azure ML liveness: the process is up.
@@ -153,7 +153,7 @@ async fn body_inputs(
     body: Bytes,
 ) -> Result<Tensors, ApiError> {
     if starts_json_object(&body) {
-        json_inputs(model, &body)
+        json_inputs(&model.metadata, &body)
     } else {
         image_inputs(state, model, vec![body]).await
     }
@@ -218,7 +218,7 @@ async fn multipart_files(mut multipart: Multipart) -> Result<Vec<Bytes>, ApiErro
 
 /// Inputs from `{"data": nested}` or `{"<input>": nested, ...}`; dtypes come from the model,
 /// shapes from the nesting (a missing leading batch axis of 1 is added).
-fn json_inputs(model: &ServedModel, body: &[u8]) -> Result<Tensors, ApiError> {
+pub fn json_inputs(metadata: &ModelMetadata, body: &[u8]) -> Result<Tensors, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     let Value::Object(fields) = value else {
@@ -226,15 +226,15 @@ fn json_inputs(model: &ServedModel, body: &[u8]) -> Result<Tensors, ApiError> {
             "the body must be a JSON object: {\"data\": [...]} or {\"<input name>\": [...]}",
         ));
     };
-    let single = match (fields.len(), model.metadata.inputs.as_slice()) {
+    let single = match (fields.len(), metadata.inputs.as_slice()) {
         (1, [only]) if fields.contains_key("data") => Some(only.name.clone()),
         _ => None,
     };
     let mut tensors = Tensors::new();
     for (key, data) in fields {
         let name = single.clone().unwrap_or(key);
-        let info = model.metadata.input(&name).ok_or_else(|| {
-            let known: Vec<&str> = model.metadata.inputs.iter().map(|i| i.name.as_str()).collect();
+        let info = metadata.input(&name).ok_or_else(|| {
+            let known: Vec<&str> = metadata.inputs.iter().map(|i| i.name.as_str()).collect();
             ApiError::bad_request(format!(
                 "unknown input `{name}`; the model's inputs are: {} (or send {{\"data\": ...}} to a single-input model)",
                 known.join(", ")
