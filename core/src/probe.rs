@@ -81,9 +81,16 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 256];
-            let n = conn.read(&mut buf).unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /ready HTTP/1.1"));
+            // The request may arrive in pieces: read up to the end of its head.
+            let (mut request, mut buf) = (Vec::new(), [0u8; 256]);
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            assert!(String::from_utf8_lossy(&request).starts_with("GET /ready HTTP/1.1"));
             conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
                 .unwrap();
         });
