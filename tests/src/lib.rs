@@ -140,6 +140,29 @@ pub fn python_env() -> PathBuf {
     PathBuf::from(last)
 }
 
+/// Loads a model on one engine, boxed so tests can treat both engines alike.
+pub type Loader = fn(&Path) -> destino_core::Result<Box<dyn destino_core::Engine>>;
+
+/// Loads a model on ONNX Runtime (default config).
+pub fn load_ort(path: &Path) -> destino_core::Result<Box<dyn destino_core::Engine>> {
+    use destino_core::Engine as _;
+    init_onnxruntime();
+    let config = destino_core::EngineConfig::default();
+    Ok(Box::new(destino_server::ort_engine::OrtEngine::load(
+        path, &config,
+    )?))
+}
+
+/// Loads a model on tract (default config).
+pub fn load_tract(path: &Path) -> destino_core::Result<Box<dyn destino_core::Engine>> {
+    use destino_core::Engine as _;
+    let config = destino_core::EngineConfig::default();
+    Ok(Box::new(destino_edge::TractEngine::load(path, &config)?))
+}
+
+/// Both engines, by name.
+pub const ENGINES: [(&str, Loader); 2] = [("ort", load_ort), ("tract", load_tract)];
+
 /// Path of a workspace binary (`destino-server`, `destino-edge`), built on first use with the
 /// same profile as the running test.
 pub fn binary(name: &str) -> PathBuf {

@@ -2,27 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use std::path::Path;
-
 use destino_core::npz::read_npy_file;
 use destino_core::parity::{Tolerance, compare_all};
-use destino_core::{Engine, EngineConfig, Error, OpType, Result, Tensor, Tensors};
+use destino_core::{Engine, EngineConfig, Error, OpType, Tensor, Tensors};
 use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
-use destino_tests::{fixture, init_onnxruntime, model_path, reference_case};
-
-type Loader = fn(&Path) -> Result<Box<dyn Engine>>;
-
-fn ort(path: &Path) -> Result<Box<dyn Engine>> {
-    init_onnxruntime();
-    Ok(Box::new(OrtEngine::load(path, &EngineConfig::default())?))
-}
-
-fn tract(path: &Path) -> Result<Box<dyn Engine>> {
-    Ok(Box::new(TractEngine::load(path, &EngineConfig::default())?))
-}
-
-const ENGINES: [(&str, Loader); 2] = [("ort", ort), ("tract", tract)];
+use destino_tests::{ENGINES, Loader, fixture, load_ort, model_path, reference_case};
 
 #[test]
 fn broken_model_files_are_typed_errors() {
@@ -155,7 +139,7 @@ fn tract_refuses_a_model_listing_every_missing_operator() {
 
 #[test]
 fn onnxruntime_runs_the_same_pipeline_like_scikit_learn() {
-    let mut engine = ort(&fixture("digits_pipeline.onnx")).unwrap();
+    let mut engine = load_ort(&fixture("digits_pipeline.onnx")).unwrap();
     let mut inputs = Tensors::new();
     inputs.insert(
         "X".into(),
@@ -180,7 +164,7 @@ fn non_tensor_outputs_are_skipped_not_fatal() {
         model.skipped_outputs,
         vec!["output_probability".to_string()]
     );
-    let mut engine = ort(&path).unwrap();
+    let mut engine = load_ort(&path).unwrap();
     let names: Vec<&str> = engine
         .metadata()
         .outputs

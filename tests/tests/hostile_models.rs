@@ -7,24 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use destino_core::{Engine, EngineConfig, Error, Result, Tensor, Tensors};
-use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
+use destino_core::{Error, Tensor, Tensors};
 use destino_tests::server::{TestServer, add_model};
-use destino_tests::{init_onnxruntime, python_env};
-
-type Loader = fn(&Path) -> Result<Box<dyn Engine>>;
-
-fn ort(path: &Path) -> Result<Box<dyn Engine>> {
-    init_onnxruntime();
-    Ok(Box::new(OrtEngine::load(path, &EngineConfig::default())?))
-}
-
-fn tract(path: &Path) -> Result<Box<dyn Engine>> {
-    Ok(Box::new(TractEngine::load(path, &EngineConfig::default())?))
-}
-
-const ENGINES: [(&str, Loader); 2] = [("ort", ort), ("tract", tract)];
+use destino_tests::{ENGINES, python_env};
 
 /// Writes the hostile models into `root` and returns their names.
 fn hostile_models(root: &Path) -> Vec<String> {
