@@ -6,6 +6,11 @@ use axum::http::StatusCode;
 
 use crate::http::error::ApiError;
 
+/// The answer to a body over `--max-body-bytes`, wherever the limit is met.
+pub fn body_too_large() -> ApiError {
+    ApiError::too_large("request body is larger than the server's limit (--max-body-bytes)")
+}
+
 /// The whole request body (within the configured limit).
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
@@ -20,9 +25,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .map_err(|rejection| {
                 let status = rejection.status();
                 if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::too_large(
-                        "request body is larger than the server's limit (--max-body-bytes)",
-                    )
+                    body_too_large()
                 } else {
                     ApiError::new(status, "bad_request", rejection.body_text())
                 }

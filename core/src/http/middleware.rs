@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::http::body::body_too_large;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -29,10 +30,7 @@ pub async fn read_body_within_deadline(
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Ok(Err(e)) if is_length_limit(&e) => {
-            ApiError::too_large("request body is larger than the server's limit (--max-body-bytes)")
-                .into_response()
-        }
+        Ok(Err(e)) if is_length_limit(&e) => body_too_large().into_response(),
         Ok(Err(e)) => {
             ApiError::bad_request(format!("cannot read the request body: {e}")).into_response()
         }
