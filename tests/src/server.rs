@@ -339,23 +339,58 @@ pub fn post_ignoring_early_close(base: &str, path: &str, body: &[u8]) -> Reply {
     );
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body);
+    read_raw_reply(&mut stream, path)
+}
+
+/// Reads a whole HTTP/1.1 answer from a raw socket (the server closes it), chunked bodies
+/// joined; `what` names the request in panics.
+pub fn read_raw_reply(stream: &mut std::net::TcpStream, what: &str) -> Reply {
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: no HTTP answer: {:?}",
+                String::from_utf8_lossy(&raw)
+            )
+        });
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line in {text:?}"));
-    let headers = lines
+        .unwrap_or_else(|| panic!("{what}: no status line in {head:?}"));
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
     Reply {
         status,
         headers,
-        body: body.as_bytes().to_vec(),
+        body,
     }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
+        raw = &raw[end + 4 + size..];
+    }
+    out
 }

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use destino_tests::server::{Client, Reply, TestServer, test_repository};
+use destino_tests::server::{Client, Reply, TestServer, read_raw_reply, test_repository};
 use destino_tests::{reference_case, shared_models, v2::json_request};
 use serde_json::{Value, json};
 
@@ -456,58 +456,7 @@ fn send(base: &str, case: &Case) -> Reply {
     head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&case.body);
-    read_reply(&mut stream, &case.what)
-}
-
-fn read_reply(stream: &mut TcpStream, what: &str) -> Reply {
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| {
-            panic!(
-                "{what}: no HTTP answer: {:?}",
-                String::from_utf8_lossy(&raw)
-            )
-        });
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: no status line in {head:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        body = dechunk(&body);
-    }
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
-        raw = &raw[end + 4 + size..];
-    }
-    out
+    read_raw_reply(&mut stream, &case.what)
 }
 
 /// A 4xx with a JSON `error` string, or a panic naming the case.
@@ -634,7 +583,7 @@ fn slow_loris_bodies_time_out_with_408_and_do_not_block_others() {
                         break;
                     }
                 }
-                read_reply(&mut stream, "slow body")
+                read_raw_reply(&mut stream, "slow body")
             })
         })
         .collect();
