@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         short => (usize::from(short), rest),
     };
     if let Ok(request) = parse(Bytes::copy_from_slice(body), Some(header_length)) {
-        for input in &request.inputs {
+        for input in request.inputs {
             let _ = to_tensor(input);
         }
     }

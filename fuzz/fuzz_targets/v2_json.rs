@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = parse(Bytes::copy_from_slice(data), None) {
-        for input in &request.inputs {
+        for input in request.inputs {
             let _ = to_tensor(input);
         }
     }

@@ -25,6 +25,27 @@ pub fn json_request(inputs: &Tensors) -> Value {
     json!({ "inputs": inputs })
 }
 
+/// A JSON V2 request body with each input's members in the order tritonclient sends them
+/// (name, shape, datatype, data): the server then reads `data` straight into typed elements,
+/// where [`json_request`]'s sorted keys put `data` first.
+pub fn json_request_in_client_order(inputs: &Tensors) -> Vec<u8> {
+    let mut body = br#"{"inputs":["#.to_vec();
+    for (i, (name, t)) in inputs.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let head = json!({ "name": name, "shape": t.shape() });
+        let head = head.to_string();
+        // `{"name":..,"shape":..}` without its closing brace, then datatype and data.
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(format!(r#","datatype":"{}","data":"#, to_v2(t.dtype())).as_bytes());
+        serde_json::to_writer(&mut body, &FlatData(t.data())).unwrap_or_default();
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 /// A binary V2 request (every input binary, outputs binary): the body and its JSON header
 /// length.
 pub fn binary_request(inputs: &Tensors) -> (Vec<u8>, usize) {
@@ -80,7 +101,7 @@ pub fn response_tensors(reply: &Reply) -> Tensors {
             datatype,
             data,
         };
-        let tensor: Tensor = to_tensor(&input).unwrap_or_else(|e| panic!("output {name}: {e:?}"));
+        let tensor: Tensor = to_tensor(input).unwrap_or_else(|e| panic!("output {name}: {e:?}"));
         tensors.insert(name, tensor);
     }
     tensors

@@ -252,7 +252,7 @@ pub fn json_inputs(metadata: &ModelMetadata, body: &[u8]) -> Result<Tensors, Api
             datatype: info.dtype,
             data: InputData::Json(data),
         };
-        tensors.insert(name, to_tensor(&input)?);
+        tensors.insert(name, to_tensor(input)?);
     }
     Ok(tensors)
 }

@@ -1,25 +1,37 @@
 //! Turning V2 request inputs into tensors: JSON `data` (flat or nested) or raw binary.
 
 use half::f16;
-use serde_json::Value;
+use serde::de::DeserializeSeed;
 
 use crate::dtype::DType;
 use crate::http::error::ApiError;
 use crate::http::v2::datatype::to_v2;
-use crate::http::v2::request::{InputData, RequestInput};
+use crate::http::v2::json_elements::TypedData;
+use crate::http::v2::request::{InputData, RESERVED_ELEMENTS, RequestInput};
 use crate::tensor::{Tensor, TensorData, element_count};
 
 /// The tensor an input describes; its element count must match its shape.
-pub fn to_tensor(input: &RequestInput) -> Result<Tensor, ApiError> {
+pub fn to_tensor(input: RequestInput) -> Result<Tensor, ApiError> {
     let count = element_count(&input.shape).ok_or_else(|| {
         ApiError::bad_request(format!(
             "input `{}`: shape {:?} has too many elements",
             input.name, input.shape
         ))
     })?;
-    let data = match &input.data {
-        InputData::Json(value) => from_json(&input.name, input.datatype, value, count)?,
-        InputData::Binary(bytes) => from_binary(&input.name, input.datatype, bytes, count)?,
+    let data = match input.data {
+        InputData::Decoded(data) => data,
+        InputData::Json(value) => {
+            let label = format!("input `{}`", input.name);
+            let typed = TypedData {
+                dtype: input.datatype,
+                label: &label,
+                capacity: count.min(RESERVED_ELEMENTS),
+            };
+            typed
+                .deserialize(&value)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        InputData::Binary(bytes) => from_binary(&input.name, input.datatype, &bytes, count)?,
     };
     if data.len() != count {
         return Err(ApiError::bad_request(format!(
@@ -29,81 +41,7 @@ pub fn to_tensor(input: &RequestInput) -> Result<Tensor, ApiError> {
             data.len()
         )));
     }
-    Tensor::new(input.shape.clone(), data).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-/// Leaves of a flat or nested JSON array, in row-major order.
-fn leaves<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
-        leaf => out.push(leaf),
-    }
-}
-
-fn convert<T>(
-    name: &str,
-    dtype: DType,
-    values: &[&Value],
-    one: impl Fn(&Value) -> Option<T>,
-) -> Result<Vec<T>, ApiError> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            one(v).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "input `{name}`: element {i} is {v}, not a valid {}",
-                    to_v2(dtype)
-                ))
-            })
-        })
-        .collect()
-}
-
-fn from_json(
-    name: &str,
-    dtype: DType,
-    value: &Value,
-    count: usize,
-) -> Result<TensorData, ApiError> {
-    // The claimed count only sizes the buffer up to a bound: a shape claim alone must not
-    // allocate (the data length decides, and must then match the claim).
-    let mut values = Vec::with_capacity(count.min(1 << 16));
-    leaves(value, &mut values);
-    let unsigned = |v: &Value| v.as_u64();
-    let signed = |v: &Value| v.as_i64();
-    let float = |v: &Value| v.as_f64();
-    Ok(match dtype {
-        DType::Bool => TensorData::Bool(convert(name, dtype, &values, Value::as_bool)?),
-        DType::U8 => TensorData::U8(convert(name, dtype, &values, |v| {
-            unsigned(v)?.try_into().ok()
-        })?),
-        DType::U16 => TensorData::U16(convert(name, dtype, &values, |v| {
-            unsigned(v)?.try_into().ok()
-        })?),
-        DType::U32 => TensorData::U32(convert(name, dtype, &values, |v| {
-            unsigned(v)?.try_into().ok()
-        })?),
-        DType::U64 => TensorData::U64(convert(name, dtype, &values, unsigned)?),
-        DType::I8 => TensorData::I8(convert(name, dtype, &values, |v| {
-            signed(v)?.try_into().ok()
-        })?),
-        DType::I16 => TensorData::I16(convert(name, dtype, &values, |v| {
-            signed(v)?.try_into().ok()
-        })?),
-        DType::I32 => TensorData::I32(convert(name, dtype, &values, |v| {
-            signed(v)?.try_into().ok()
-        })?),
-        DType::I64 => TensorData::I64(convert(name, dtype, &values, signed)?),
-        DType::F16 => TensorData::F16(convert(name, dtype, &values, |v| {
-            Some(f16::from_f64(float(v)?))
-        })?),
-        DType::F32 => TensorData::F32(convert(name, dtype, &values, |v| Some(float(v)? as f32))?),
-        DType::F64 => TensorData::F64(convert(name, dtype, &values, float)?),
-        DType::String => TensorData::String(convert(name, dtype, &values, |v| {
-            v.as_str().map(str::to_string)
-        })?),
-    })
+    Tensor::new(input.shape, data).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Splits Triton's serialized BYTES: each element is a 4-byte little-endian length, then
@@ -210,14 +148,14 @@ mod tests {
             DType::I64,
             InputData::Json(serde_json::json!([1, 2, 3, 4])),
         );
-        assert_eq!(to_tensor(&nested).unwrap(), to_tensor(&flat).unwrap());
+        assert_eq!(to_tensor(nested).unwrap(), to_tensor(flat).unwrap());
         let short = input(
             vec![2, 2],
             DType::I64,
             InputData::Json(serde_json::json!([1, 2, 3])),
         );
         assert!(
-            to_tensor(&short)
+            to_tensor(short)
                 .unwrap_err()
                 .message
                 .contains("needs 4 elements")
@@ -228,7 +166,7 @@ mod tests {
             InputData::Json(serde_json::json!([300])),
         );
         assert!(
-            to_tensor(&overflow)
+            to_tensor(overflow)
                 .unwrap_err()
                 .message
                 .contains("not a valid UINT8")
@@ -238,23 +176,23 @@ mod tests {
             DType::F32,
             InputData::Json(serde_json::json!(["1.0"])),
         );
-        assert!(to_tensor(&text).is_err());
+        assert!(to_tensor(text).is_err());
     }
 
     #[test]
     fn binary_elements_are_little_endian() {
         let bytes = Bytes::from([1.5f32.to_le_bytes(), (-2f32).to_le_bytes()].concat());
-        let t = to_tensor(&input(vec![2], DType::F32, InputData::Binary(bytes))).unwrap();
+        let t = to_tensor(input(vec![2], DType::F32, InputData::Binary(bytes))).unwrap();
         assert_eq!(t.as_f32(), Some(&[1.5f32, -2.0][..]));
         let strings = Bytes::from_static(b"\x02\x00\x00\x00hi\x00\x00\x00\x00");
-        let t = to_tensor(&input(vec![2], DType::String, InputData::Binary(strings))).unwrap();
+        let t = to_tensor(input(vec![2], DType::String, InputData::Binary(strings))).unwrap();
         assert_eq!(
             t.data(),
             &TensorData::String(vec!["hi".into(), String::new()])
         );
         let truncated = Bytes::from_static(b"\x09\x00\x00\x00hi");
-        assert!(to_tensor(&input(vec![1], DType::String, InputData::Binary(truncated))).is_err());
+        assert!(to_tensor(input(vec![1], DType::String, InputData::Binary(truncated))).is_err());
         let short = Bytes::from_static(&[0, 0, 0]);
-        assert!(to_tensor(&input(vec![1], DType::F32, InputData::Binary(short))).is_err());
+        assert!(to_tensor(input(vec![1], DType::F32, InputData::Binary(short))).is_err());
     }
 }

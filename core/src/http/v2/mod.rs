@@ -3,6 +3,7 @@
 
 pub mod datatype;
 pub mod decode;
+pub mod json_elements;
 pub mod request;
 pub mod response;
 pub mod routes;

@@ -3,11 +3,14 @@
 
 use axum::body::Bytes;
 use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::dtype::DType;
 use crate::http::error::ApiError;
 use crate::http::v2::datatype::from_v2;
+use crate::http::v2::json_elements::TypedData;
+use crate::tensor::{TensorData, element_count};
 
 /// An inference request whose inputs are not yet tensors.
 #[derive(Debug)]
@@ -31,7 +34,11 @@ pub struct RequestInput {
 /// Where an input's elements are.
 #[derive(Debug)]
 pub enum InputData {
-    /// `data`, flat or nested.
+    /// `data` read into typed elements while the request was parsed (its `datatype` came
+    /// first, as clients send it).
+    Decoded(TensorData),
+    /// `data`, flat or nested, not yet typed: its `datatype` came after it, or the body is
+    /// Azure's, whose shapes come from the nesting.
     Json(Value),
     /// Raw little-endian elements from the binary part of the body.
     Binary(Bytes),
@@ -55,14 +62,100 @@ struct RequestJson {
     outputs: Vec<OutputJson>,
 }
 
-#[derive(Deserialize)]
 struct InputJson {
     name: String,
     shape: Vec<i64>,
     datatype: String,
-    #[serde(default)]
     parameters: Map<String, Value>,
-    data: Option<Value>,
+    data: Option<InputData>,
+}
+
+/// Elements reserved for JSON `data` before any is read: the shape's claim up to this bound.
+pub const RESERVED_ELEMENTS: usize = 1 << 16;
+
+/// Reads an input object in one pass: when `datatype` (and `shape`) precede `data`, the
+/// elements go straight into a typed buffer; otherwise `data` is kept as a JSON value.
+impl<'de> Deserialize<'de> for InputJson {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(InputVisitor)
+    }
+}
+
+struct InputVisitor;
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum InputField {
+    Name,
+    Shape,
+    Datatype,
+    Parameters,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Visitor<'de> for InputVisitor {
+    type Value = InputJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an input object with name, shape, datatype and data")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InputJson, A::Error> {
+        fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), E> {
+            match slot.replace(v) {
+                Some(_) => Err(E::duplicate_field(field)),
+                None => Ok(()),
+            }
+        }
+        let (mut name, mut shape, mut datatype) = (None, None::<Vec<i64>>, None::<String>);
+        let (mut parameters, mut data) = (None, None);
+        while let Some(key) = map.next_key::<InputField>()? {
+            match key {
+                InputField::Name => once(&mut name, "name", map.next_value::<String>()?)?,
+                InputField::Shape => once(&mut shape, "shape", map.next_value()?)?,
+                InputField::Datatype => once(&mut datatype, "datatype", map.next_value()?)?,
+                InputField::Parameters => {
+                    once(&mut parameters, "parameters", map.next_value()?)?;
+                }
+                InputField::Data => {
+                    let dtype = datatype.as_deref().and_then(from_v2);
+                    let value = match dtype {
+                        Some(dtype) => {
+                            let label = match &name {
+                                Some(name) => format!("input `{name}`"),
+                                None => "input data".to_string(),
+                            };
+                            let claimed = shape
+                                .as_deref()
+                                .and_then(|s| s.iter().map(|&d| usize::try_from(d).ok()).collect())
+                                .and_then(|s: Vec<usize>| element_count(&s))
+                                .unwrap_or(0);
+                            let typed = TypedData {
+                                dtype,
+                                label: &label,
+                                capacity: claimed.min(RESERVED_ELEMENTS),
+                            };
+                            InputData::Decoded(map.next_value_seed(typed)?)
+                        }
+                        None => InputData::Json(map.next_value()?),
+                    };
+                    once(&mut data, "data", value)?;
+                }
+                InputField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(InputJson {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
+            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?,
+            parameters: parameters.unwrap_or_default(),
+            data,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -154,7 +247,7 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
                 }
                 InputData::Binary(binary.split_to(size))
             }
-            (None, Some(data)) => InputData::Json(data),
+            (None, Some(data)) => data,
             (None, None) => {
                 return Err(ApiError::bad_request(format!(
                     "input `{}` has neither `data` nor `binary_data_size`",
@@ -206,7 +299,10 @@ mod tests {
         let request = parse(Bytes::from(body), Some(header.len())).unwrap();
         assert_eq!(request.id.as_deref(), Some("7"));
         assert!(matches!(&request.inputs[0].data, InputData::Binary(b) if b.len() == 8));
-        assert!(matches!(&request.inputs[1].data, InputData::Json(_)));
+        assert!(matches!(
+            &request.inputs[1].data,
+            InputData::Decoded(TensorData::Bool(b)) if b == &[true]
+        ));
         assert_eq!(request.outputs[0].classification, Some(3));
         assert_eq!(request.outputs[0].binary, Some(true));
     }

@@ -172,7 +172,7 @@ pub async fn infer_encoded(
     body: Bytes,
     header_length: Option<usize>,
 ) -> Result<EncodedResponse, ApiError> {
-    let request = if body.len() > INLINE_PARSE_BYTES {
+    let mut request = if body.len() > INLINE_PARSE_BYTES {
         tokio::task::spawn_blocking(move || parse(body, header_length))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))??
@@ -180,7 +180,7 @@ pub async fn infer_encoded(
         parse(body, header_length)?
     };
     check_requested_outputs(model, &request)?;
-    let inputs = input_tensors(state, model, &request.inputs).await?;
+    let inputs = input_tensors(state, model, std::mem::take(&mut request.inputs)).await?;
     let reply = run_inference(state, model, inputs).await?;
     let outputs = select_outputs(model, &request, reply.outputs)?;
     Ok(encode(
@@ -221,7 +221,7 @@ fn check_requested_outputs(model: &ServedModel, request: &InferRequest) -> Resul
 async fn input_tensors(
     state: &AppState,
     model: &Arc<ServedModel>,
-    inputs: &[RequestInput],
+    inputs: Vec<RequestInput>,
 ) -> Result<Tensors, ApiError> {
     let mut tensors = Tensors::new();
     for input in inputs {
@@ -231,27 +231,28 @@ async fn input_tensors(
                 .inputs
                 .get(&input.name)
                 .is_some_and(|s| s.image.is_some());
+        let name = input.name.clone();
         let tensor = if is_image {
             let images = encoded_images(input)?;
-            images_to_tensor(model, &input.name, images, state.options.max_image_pixels).await?
+            images_to_tensor(model, &name, images, state.options.max_image_pixels).await?
         } else {
             to_tensor(input)?
         };
-        tensors.insert(input.name.clone(), tensor);
+        tensors.insert(name, tensor);
     }
     Ok(tensors)
 }
 
 /// The encoded images of a BYTES image input: binary elements, or JSON strings holding
 /// base64 (or the raw bytes of the string).
-fn encoded_images(input: &RequestInput) -> Result<Vec<Bytes>, ApiError> {
+fn encoded_images(input: RequestInput) -> Result<Vec<Bytes>, ApiError> {
     use base64::Engine as _;
     match &input.data {
         InputData::Binary(bytes) => Ok(split_bytes_elements(&input.name, bytes)?
             .into_iter()
             .map(|e| bytes.slice_ref(e))
             .collect()),
-        InputData::Json(_) => {
+        InputData::Json(_) | InputData::Decoded(_) => {
             let tensor = to_tensor(input)?;
             let crate::tensor::TensorData::String(items) = tensor.data() else {
                 return Err(ApiError::bad_request("image input must be BYTES"));
