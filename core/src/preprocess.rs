@@ -1,9 +1,11 @@
 //! Image preprocessing, implemented once so every engine and destination sees identical
 //! tensors: decode → resize → centre crop → channel order → normalise → pad → layout.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
-use image::imageops::{self, FilterType};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType as Kernel, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
@@ -50,32 +52,50 @@ impl ImageSpec {
     /// to `max_pixels` as the decoded one is.
     pub fn tensor_from_image(&self, image: &RgbImage, max_pixels: u64) -> Result<Tensor> {
         let resized = self.resize(image, max_pixels)?;
-        let cropped = match self.crop {
-            Some([h, w]) => centre_crop(&resized, h, w)?,
-            None => resized,
+        let (width, height) = resized.dimensions();
+        let window = match self.crop {
+            Some([h, w]) => centre_window(width, height, w, h)?,
+            None => Window {
+                left: 0,
+                top: 0,
+                width,
+                height,
+            },
         };
-        let (width, height) = cropped.dimensions();
-        let [out_h, out_w] = self.pad.unwrap_or([height, width]);
-        if out_h < height || out_w < width {
+        let [out_h, out_w] = self.pad.unwrap_or([window.height, window.width]);
+        if out_h < window.height || out_w < window.width {
             return Err(Error::Image(format!(
-                "image is {width}×{height} after resizing, larger than the padded size {out_w}×{out_h}"
+                "image is {}×{} after resizing, larger than the padded size {out_w}×{out_h}",
+                window.width, window.height
             )));
         }
         let (out_h, out_w) = (out_h as usize, out_w as usize);
-        let channels = match self.channel_order {
+        let sources = match self.channel_order {
             ChannelOrder::Rgb => [0, 1, 2],
             ChannelOrder::Bgr => [2, 1, 0],
         };
+        // Every 0..255 value of each channel, normalised once.
+        let normalised: [[f32; 256]; 3] = std::array::from_fn(|c| {
+            std::array::from_fn(|v| (v as f32 * self.scale - self.mean[c]) / self.std[c])
+        });
         let mut data = vec![0f32; 3 * out_h * out_w];
-        for (x, y, pixel) in cropped.enumerate_pixels() {
-            let (x, y) = (x as usize, y as usize);
-            for (c, &source) in channels.iter().enumerate() {
-                let value = (f32::from(pixel[source]) * self.scale - self.mean[c]) / self.std[c];
-                let index = match self.layout {
-                    Layout::Nchw => (c * out_h + y) * out_w + x,
-                    Layout::Nhwc => (y * out_w + x) * 3 + c,
-                };
-                data[index] = value;
+        let stride = width as usize * 3;
+        let rows = resized
+            .as_raw()
+            .chunks_exact(stride)
+            .skip(window.top as usize)
+            .take(window.height as usize);
+        for (y, row) in rows.enumerate() {
+            let start = window.left as usize * 3;
+            let pixels = row[start..start + window.width as usize * 3].chunks_exact(3);
+            for (x, pixel) in pixels.enumerate() {
+                for (c, &source) in sources.iter().enumerate() {
+                    let index = match self.layout {
+                        Layout::Nchw => (c * out_h + y) * out_w + x,
+                        Layout::Nhwc => (y * out_w + x) * 3 + c,
+                    };
+                    data[index] = normalised[c][usize::from(pixel[source])];
+                }
             }
         }
         let shape = match self.layout {
@@ -85,7 +105,9 @@ impl ImageSpec {
         Tensor::new(shape, data)
     }
 
-    fn resize(&self, image: &RgbImage, max_pixels: u64) -> Result<RgbImage> {
+    /// The image at the spec's size (borrowed when it is that size already), resampled with
+    /// `fast_image_resize`'s SIMD convolution (Pillow's antialiased filters).
+    fn resize<'a>(&self, image: &'a RgbImage, max_pixels: u64) -> Result<Cow<'a, RgbImage>> {
         let (width, height) = image.dimensions();
         let (new_w, new_h) = match self.resize {
             Resize::ShorterSide(side) if width <= height => (side, scale_len(height, side, width)),
@@ -119,15 +141,28 @@ impl ImageSpec {
             )));
         }
         if (new_w, new_h) == (width, height) {
-            return Ok(image.clone());
+            return Ok(Cow::Borrowed(image));
         }
-        let filter = match self.filter {
-            Filter::Nearest => FilterType::Nearest,
-            Filter::Bilinear => FilterType::Triangle,
-            Filter::Bicubic => FilterType::CatmullRom,
-            Filter::Lanczos3 => FilterType::Lanczos3,
+        let algorithm = match self.filter {
+            Filter::Nearest => ResizeAlg::Nearest,
+            Filter::Bilinear => ResizeAlg::Convolution(Kernel::Bilinear),
+            Filter::Bicubic => ResizeAlg::Convolution(Kernel::CatmullRom),
+            Filter::Lanczos3 => ResizeAlg::Convolution(Kernel::Lanczos3),
         };
-        Ok(imageops::resize(image, new_w, new_h, filter))
+        let failed = |e: &dyn std::fmt::Display| Error::Image(format!("cannot resize image: {e}"));
+        let source = ImageRef::new(width, height, image.as_raw(), PixelType::U8x3)
+            .map_err(|e| failed(&e))?;
+        let mut resized = Image::new(new_w, new_h, PixelType::U8x3);
+        Resizer::new()
+            .resize(
+                &source,
+                &mut resized,
+                &ResizeOptions::new().resize_alg(algorithm),
+            )
+            .map_err(|e| failed(&e))?;
+        RgbImage::from_raw(new_w, new_h, resized.into_vec())
+            .map(Cow::Owned)
+            .ok_or_else(|| failed(&"the resized buffer has the wrong size"))
     }
 }
 
@@ -138,17 +173,28 @@ fn scale_len(long: u32, side: u32, short: u32) -> u32 {
         .max(1.0) as u32
 }
 
-/// The centred `height`×`width` window (offsets rounded half to even, as torchvision does).
-fn centre_crop(image: &RgbImage, height: u32, width: u32) -> Result<RgbImage> {
-    let (w, h) = image.dimensions();
+/// A rectangle of an image, in pixels.
+struct Window {
+    left: u32,
+    top: u32,
+    width: u32,
+    height: u32,
+}
+
+/// The centred `width`×`height` window of a `w`×`h` image (offsets rounded half to even, as
+/// torchvision does).
+fn centre_window(w: u32, h: u32, width: u32, height: u32) -> Result<Window> {
     if width > w || height > h {
         return Err(Error::Image(format!(
             "cannot crop {width}×{height} from a {w}×{h} image; resize to at least the crop size"
         )));
     }
-    let left = (f64::from(w - width) / 2.0).round_ties_even() as u32;
-    let top = (f64::from(h - height) / 2.0).round_ties_even() as u32;
-    Ok(imageops::crop_imm(image, left, top, width, height).to_image())
+    Ok(Window {
+        left: (f64::from(w - width) / 2.0).round_ties_even() as u32,
+        top: (f64::from(h - height) / 2.0).round_ties_even() as u32,
+        width,
+        height,
+    })
 }
 
 #[cfg(test)]
