@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use destino_core::Tensors;
 use destino_tests::reference_case;
-use destino_tests::v2::{binary_request, json_request};
+use destino_tests::v2::{binary_request, json_request_in_client_order};
 
 /// Throughput and latency percentiles of one measurement.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ impl InferRequest {
         let case = reference_case(model, None);
         let inputs = first_row(&case.inputs).context("batch-1 request")?;
         let (body, header_length) = if json {
-            (serde_json::to_vec(&json_request(&inputs))?, None)
+            (json_request_in_client_order(&inputs), None)
         } else {
             let (body, length) = binary_request(&inputs);
             (body, Some(length.to_string()))

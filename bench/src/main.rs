@@ -2,19 +2,25 @@
 //! clients sends its next request when the previous answer arrives), and the same model's
 //! raw in-process ONNX Runtime throughput, so the server's overhead reads as a ratio.
 //!
+//! With `--image FILE` the request is that encoded image, posted to the model's image route
+//! (`/models/{model}/predict`), and the in-process engine runs the tensor it preprocesses to:
+//! the ratio then includes decoding and resizing.
+//!
 //! `bench/run` starts a release server and calls this for the models and concurrencies of
 //! the README table.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use destino_bench::{Stats, first_row, ms, stats};
+use destino_core::manifest::Manifest;
+use destino_core::preprocess::DEFAULT_MAX_PIXELS;
 use destino_core::{Engine, EngineConfig, Tensors};
 use destino_server::ort_engine::OrtEngine;
 use destino_tests::server::Client;
-use destino_tests::v2::{binary_request, json_request};
+use destino_tests::v2::{binary_request, json_request_in_client_order};
 use destino_tests::{init_onnxruntime, model_path, reference_case};
 
 #[derive(Debug, Parser)]
@@ -37,6 +43,64 @@ struct Args {
     /// Engine threads for the in-process measurement (match the server's --threads).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Post this encoded image to the model's image route instead of its reference tensors.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Where the model's `model.toml` is (for `--image`).
+    #[arg(long, default_value = "models")]
+    manifests: PathBuf,
+}
+
+/// What one client sends, over and over.
+struct Request {
+    path: String,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+    protocol: &'static str,
+}
+
+impl Request {
+    fn new(args: &Args, inputs: &Tensors, image: Option<&[u8]>) -> Request {
+        if let Some(bytes) = image {
+            return Request {
+                path: format!("/models/{}/predict", args.model),
+                body: bytes.to_vec(),
+                headers: vec![("content-type", "image/png".to_string())],
+                protocol: "image",
+            };
+        }
+        let path = format!("/v2/models/{}/infer", args.model);
+        if args.json {
+            Request {
+                path,
+                body: json_request_in_client_order(inputs),
+                headers: vec![("content-type", "application/json".to_string())],
+                protocol: "JSON",
+            }
+        } else {
+            let (body, length) = binary_request(inputs);
+            Request {
+                path,
+                body,
+                headers: vec![("inference-header-content-length", length.to_string())],
+                protocol: "binary",
+            }
+        }
+    }
+}
+
+/// The tensors `image` preprocesses to under the model's `model.toml`.
+fn image_inputs(args: &Args, image: &[u8]) -> Result<Tensors> {
+    let manifest = Manifest::load_from_dir(&args.manifests.join(&args.model))?;
+    let (name, spec) = manifest
+        .inputs
+        .iter()
+        .find_map(|(name, spec)| Some((name.clone(), spec.image.clone()?)))
+        .context("the model.toml declares no image input")?;
+    Ok(Tensors::from([(
+        name,
+        spec.tensor_from_bytes(image, DEFAULT_MAX_PIXELS)?,
+    )]))
 }
 
 fn in_process(model: &Path, inputs: &Tensors, threads: usize, seconds: f64) -> Result<Stats> {
@@ -57,32 +121,20 @@ fn in_process(model: &Path, inputs: &Tensors, threads: usize, seconds: f64) -> R
     Ok(stats(latencies, start.elapsed(), 0))
 }
 
-fn over_http(args: &Args, inputs: &Tensors, concurrency: usize) -> Stats {
-    let path = format!("/v2/models/{}/infer", args.model);
-    let (body, header) = if args.json {
-        (
-            serde_json::to_vec(&json_request(inputs)).unwrap_or_default(),
-            None,
-        )
-    } else {
-        let (body, length) = binary_request(inputs);
-        (body, Some(length.to_string()))
-    };
+fn over_http(args: &Args, request: &Request, concurrency: usize) -> Stats {
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, path, body, header) = (
-                Client::new(&args.url),
-                path.clone(),
-                body.clone(),
-                header.clone(),
+            let client = Client::new(&args.url);
+            let (path, body, headers) = (
+                request.path.clone(),
+                request.body.clone(),
+                request.headers.clone(),
             );
             std::thread::spawn(move || {
-                let headers: Vec<(&str, &str)> = match &header {
-                    Some(length) => vec![("inference-header-content-length", length.as_str())],
-                    None => vec![("content-type", "application/json")],
-                };
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let (mut latencies, mut errors) = (Vec::new(), 0);
                 while Instant::now() < deadline {
                     let t = Instant::now();
@@ -108,11 +160,21 @@ fn over_http(args: &Args, inputs: &Tensors, concurrency: usize) -> Stats {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let case = reference_case(&args.model, None);
-    let inputs = first_row(&case.inputs).context("batch-1 request")?;
-    let model = model_path(&args.model);
-    let engine = in_process(&model, &inputs, args.threads, args.seconds)?;
-    let protocol = if args.json { "JSON" } else { "binary" };
+    let image = match &args.image {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("{}", path.display()))?),
+        None => None,
+    };
+    let inputs = match &image {
+        Some(bytes) => image_inputs(&args, bytes)?,
+        None => first_row(&reference_case(&args.model, None).inputs).context("batch-1 request")?,
+    };
+    let request = Request::new(&args, &inputs, image.as_deref());
+    let engine = in_process(
+        &model_path(&args.model),
+        &inputs,
+        args.threads,
+        args.seconds,
+    )?;
     println!(
         "| {} | in-process engine | 1 | {:.0} | {} | {} | 1.00 |",
         args.model,
@@ -121,15 +183,16 @@ fn main() -> Result<()> {
         ms(engine.p99)
     );
     for &concurrency in &args.concurrency {
-        let http = over_http(&args, &inputs, concurrency);
+        let http = over_http(&args, &request, concurrency);
         let errors = if http.errors > 0 {
             format!(" ({} errors)", http.errors)
         } else {
             String::new()
         };
         println!(
-            "| {} | HTTP {protocol} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
+            "| {} | HTTP {} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
             args.model,
+            request.protocol,
             http.per_second,
             ms(http.p50),
             ms(http.p99),
