@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod manifest;
+pub mod memory;
 pub mod metadata;
 pub mod model;
 pub mod npz;

@@ -3,7 +3,6 @@
 
 pub mod config;
 pub mod folder;
-pub mod memory;
 pub mod mqtt;
 pub mod tract_engine;
 

@@ -10,7 +10,7 @@ use destino_edge::TractEngine;
 use destino_edge::config::{Command, EDGE_DEFAULTS, EdgeConfig};
 
 fn main() -> ExitCode {
-    destino_edge::memory::tune_allocator();
+    destino_core::memory::tune_allocator(destino_core::memory::DEVICE_TUNABLES);
     let config = EdgeConfig::parse();
     let engine_config = config.engine_config();
     match &config.command {

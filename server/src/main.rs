@@ -7,6 +7,7 @@ use destino_server::config::{Command, ServerConfig};
 use destino_server::{commands, serve};
 
 fn main() -> ExitCode {
+    destino_core::memory::tune_allocator(&destino_core::memory::host_tunables());
     let config = ServerConfig::parse();
     let runtime = &config.runtime;
     let result = match &config.command {

@@ -81,10 +81,19 @@ fn main() -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let rss_start = rss_kib(args.pid).unwrap_or(0);
     let rss_warm = Arc::new(AtomicUsize::new(0));
+    // Resident memory at each tenth of the run, to tell a plateau from steady growth.
+    let tenth = (args.requests / 10).max(1);
+    let rss_tenths: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..10).map(|_| AtomicUsize::new(0)).collect());
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (schedule, next, rss_warm) = (schedule.clone(), next.clone(), rss_warm.clone());
+            let (schedule, next, rss_warm, rss_tenths) = (
+                schedule.clone(),
+                next.clone(),
+                rss_warm.clone(),
+                rss_tenths.clone(),
+            );
             let (client, total, pid) = (Client::new(&args.url), args.requests, args.pid);
             std::thread::spawn(move || {
                 let mut errors: BTreeMap<String, usize> = BTreeMap::new();
@@ -96,6 +105,11 @@ fn main() -> Result<()> {
                     }
                     if i == warmup_requests {
                         rss_warm.store(rss_kib(pid).unwrap_or(0) as usize, Ordering::Relaxed);
+                    }
+                    if i % tenth == 0
+                        && let Some(slot) = rss_tenths.get(i / tenth)
+                    {
+                        slot.store(rss_kib(pid).unwrap_or(0) as usize, Ordering::Relaxed);
                     }
                     let request = &schedule[i % schedule.len()];
                     let reply = client.post(&request.path, &request.headers(), &request.body);
@@ -140,6 +154,15 @@ fn main() -> Result<()> {
         mib(rss_start),
         mib(rss_warm),
         mib(rss_end),
+    );
+    let tenths: Vec<String> = rss_tenths
+        .iter()
+        .map(|r| format!("{:.1}", r.load(Ordering::Relaxed) as f64 / 1024.0))
+        .collect();
+    println!(
+        "RSS at 0 %, 10 %, … 90 % of the requests, then the end (MiB): {}, {:.1}",
+        tenths.join(", "),
+        rss_end as f64 / 1024.0
     );
     for (key, n) in &errors {
         println!("errors: {key}: {n}");
