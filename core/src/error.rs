@@ -81,6 +81,11 @@ pub enum Error {
     #[error("inference runtime unavailable: {0}")]
     RuntimeUnavailable(String),
 
+    /// A model that reads its file again on demand (the edge's low-memory mode) found the
+    /// file changed or gone: what is loaded still serves, but nothing new can be built from it.
+    #[error("{} changed or was removed since it was loaded; this request needs the file again (a new input shape) and is served once the model is reloaded", path.display())]
+    ModelFileChanged { path: PathBuf },
+
     #[error("invalid manifest {}: {reason}", path.display())]
     Manifest { path: PathBuf, reason: String },
 

@@ -104,6 +104,11 @@ impl TractEngine {
         if let Some(plan) = self.plans.get(&key) {
             return Ok(plan.clone());
         }
+        if self.model.is_none() && file_stamp(&self.path) != self.stamp {
+            return Err(Error::ModelFileChanged {
+                path: self.path.clone(),
+            });
+        }
         let plan = if self.folding {
             self.build_folded_plan(inputs)
                 .map_err(|e| self.classify(&e))?

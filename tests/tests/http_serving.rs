@@ -354,6 +354,22 @@ fn watch_keeps_serving_a_model_whose_file_is_corrupted_or_deleted() {
         "{}",
         server.output()
     );
+    // A shape not seen before needs the model again: ONNX Runtime holds all of it in memory
+    // and answers; the edge's low-memory engine reads its file for a new plan, so it answers
+    // 503 (retry once the model is reloaded) rather than a 500.
+    let new_shape = server
+        .client
+        .post_json("/v2/models/sklearn_digits_rf/infer", &digits_request(3));
+    if testing_edge() {
+        assert!(
+            new_shape.error(503).contains("changed or was removed"),
+            "{}",
+            new_shape.text()
+        );
+        assert_eq!(new_shape.header("retry-after"), Some("1"));
+    } else {
+        assert_eq!(new_shape.status, 200, "{}", new_shape.text());
+    }
 
     // Removing the folder is how a model is taken away.
     std::fs::remove_dir_all(repository.path().join("silero_vad")).unwrap();

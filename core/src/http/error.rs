@@ -50,6 +50,14 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
+        if let Error::ModelFileChanged { .. } = e {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model_changed",
+                e.to_string(),
+            )
+            .retry_after(1);
+        }
         if e.is_client_error() {
             ApiError::bad_request(e.to_string())
         } else {
