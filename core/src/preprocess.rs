@@ -4,8 +4,9 @@
 use std::borrow::Cow;
 use std::io::Cursor;
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType as Kernel, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8x3;
+use fast_image_resize::{FilterType as Kernel, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
@@ -150,17 +151,21 @@ impl ImageSpec {
             Filter::Lanczos3 => ResizeAlg::Convolution(Kernel::Lanczos3),
         };
         let failed = |e: &dyn std::fmt::Display| Error::Image(format!("cannot resize image: {e}"));
-        let source = ImageRef::new(width, height, image.as_raw(), PixelType::U8x3)
+        // Typed RGB views: only the RGB resizers are compiled in (the untyped API would pull in
+        // every pixel type's, a megabyte more on an ARM binary).
+        let source = TypedImageRef::<U8x3>::from_buffer(width, height, image.as_raw())
             .map_err(|e| failed(&e))?;
-        let mut resized = Image::new(new_w, new_h, PixelType::U8x3);
+        let mut pixels = vec![0u8; new_w as usize * new_h as usize * 3];
+        let mut resized =
+            TypedImage::<U8x3>::from_buffer(new_w, new_h, &mut pixels).map_err(|e| failed(&e))?;
         Resizer::new()
-            .resize(
+            .resize_typed(
                 &source,
                 &mut resized,
                 &ResizeOptions::new().resize_alg(algorithm),
             )
             .map_err(|e| failed(&e))?;
-        RgbImage::from_raw(new_w, new_h, resized.into_vec())
+        RgbImage::from_raw(new_w, new_h, pixels)
             .map(Cow::Owned)
             .ok_or_else(|| failed(&"the resized buffer has the wrong size"))
     }
