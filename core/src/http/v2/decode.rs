@@ -7,7 +7,7 @@ use crate::dtype::DType;
 use crate::http::error::ApiError;
 use crate::http::v2::datatype::to_v2;
 use crate::http::v2::json_elements::TypedData;
-use crate::http::v2::request::{InputData, RESERVED_ELEMENTS, RequestInput};
+use crate::http::v2::request::{InputData, RequestInput};
 use crate::tensor::{Tensor, TensorData, element_count};
 
 /// The tensor an input describes; its element count must match its shape.
@@ -25,7 +25,7 @@ pub fn to_tensor(input: RequestInput) -> Result<Tensor, ApiError> {
             let typed = TypedData {
                 dtype: input.datatype,
                 label: &label,
-                capacity: count.min(RESERVED_ELEMENTS),
+                claimed: count,
             };
             typed
                 .deserialize(&value)

@@ -80,10 +80,13 @@ impl JsonElement for String {
 pub struct TypedData<'a> {
     pub dtype: DType,
     pub label: &'a str,
-    /// Elements reserved up front: the shape's claim, bounded by the caller, since a claim
-    /// alone must not allocate.
-    pub capacity: usize,
+    /// The shape's element count: reserved up front, up to `RESERVED_ELEMENTS`, since a
+    /// claim alone must not allocate.
+    pub claimed: usize,
 }
+
+/// The most elements reserved for JSON `data` before any is read.
+const RESERVED_ELEMENTS: usize = 1 << 16;
 
 impl<'de> DeserializeSeed<'de> for TypedData<'_> {
     type Value = TensorData;
@@ -116,7 +119,7 @@ fn read_leaves<'de, T: JsonElement, D: Deserializer<'de>>(
     data: D,
     typed: TypedData<'_>,
 ) -> Result<Vec<T>, D::Error> {
-    let mut out = Vec::with_capacity(typed.capacity);
+    let mut out = Vec::with_capacity(typed.claimed.min(RESERVED_ELEMENTS));
     Leaves {
         out: &mut out,
         datatype: to_v2(typed.dtype),
@@ -228,7 +231,7 @@ mod tests {
         let typed = TypedData {
             dtype,
             label: "input `x`",
-            capacity: 0,
+            claimed: 0,
         };
         typed
             .deserialize(&mut serde_json::Deserializer::from_str(text))
@@ -257,7 +260,7 @@ mod tests {
         let typed = TypedData {
             dtype: DType::U8,
             label: "input `x`",
-            capacity: 4,
+            claimed: 4,
         };
         let value = json!([[1, 2], [3, 4]]);
         assert_eq!(

@@ -70,9 +70,6 @@ struct InputJson {
     data: Option<InputData>,
 }
 
-/// Elements reserved for JSON `data` before any is read: the shape's claim up to this bound.
-pub const RESERVED_ELEMENTS: usize = 1 << 16;
-
 /// Reads an input object in one pass: when `datatype` (and `shape`) precede `data`, the
 /// elements go straight into a typed buffer; otherwise `data` is kept as a JSON value.
 impl<'de> Deserialize<'de> for InputJson {
@@ -135,7 +132,7 @@ impl<'de> Visitor<'de> for InputVisitor {
                             let typed = TypedData {
                                 dtype,
                                 label: &label,
-                                capacity: claimed.min(RESERVED_ELEMENTS),
+                                claimed,
                             };
                             InputData::Decoded(map.next_value_seed(typed)?)
                         }
