@@ -11,25 +11,23 @@ ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 ARG CUDA_IMAGE=docker.io/nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 
 # --- build: dependencies first (a layer reused while only our sources change), then ours ---
-FROM ${RUST_IMAGE} AS builder
+# cargo-chef derives that layer from the workspace itself (every member, target and
+# `.cargo/config.toml`), so adding a crate, a bench or a binary never touches this file.
+# scripts/dockerfile-check runs the same planning on every `scripts/test`.
+FROM ${RUST_IMAGE} AS chef
+ARG CARGO_CHEF_VERSION=0.1.78
+RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY core/Cargo.toml core/
-COPY server/Cargo.toml server/
-COPY edge/Cargo.toml edge/
-COPY tests/Cargo.toml tests/
-COPY bench/Cargo.toml bench/
-# Empty targets stand in for the sources so that only the dependencies build in this layer.
-RUN for crate in core server edge tests bench; do \
-      mkdir -p $crate/src && echo '' > $crate/src/lib.rs && echo 'fn main() {}' > $crate/src/main.rs; \
-    done \
- && mkdir -p tests/benches && echo 'fn main() {}' > tests/benches/engines.rs \
- && cargo build --release --locked -p destino-server \
- && rm -rf core/src server/src edge/src tests/src bench/src tests/benches
+
+FROM chef AS planner
 COPY . .
-# Newer than the stand-ins' build stamps, so cargo rebuilds our crates.
-RUN touch core/src/lib.rs server/src/lib.rs server/src/main.rs edge/src/lib.rs \
- && cargo build --release --locked -p destino-server \
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked -p destino-server --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked -p destino-server \
  && cp target/release/destino-server /usr/local/bin/
 
 # --- ONNX Runtime, fetched by the script the README uses: CPU and GPU builds ---
@@ -51,7 +49,8 @@ COPY --from=builder /usr/local/bin/destino-server /usr/local/bin/destino-server
 COPY --from=onnxruntime-cuda /src/.onnxruntime/cuda/ /opt/onnxruntime/
 COPY models /models
 WORKDIR /
-ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so.1.31.1 \
+# libonnxruntime.so: the fetch script's link to the versioned library it extracted.
+ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
     DESTINO_DEVICE=cuda \
     DESTINO_HTTP_PORT=8000
 USER destino
@@ -71,7 +70,7 @@ COPY models /models
 # The repository is `models` relative to / unless AZUREML_MODEL_DIR or
 # DESTINO_MODEL_REPOSITORY says otherwise.
 WORKDIR /
-ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so.1.31.1 \
+ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
     DESTINO_HTTP_PORT=8000
 USER destino
 EXPOSE 8000
