@@ -18,7 +18,7 @@ use destino_bench::{Stats, first_row, ms, stats};
 use destino_core::manifest::Manifest;
 use destino_core::preprocess::DEFAULT_MAX_PIXELS;
 use destino_core::{Engine, EngineConfig, Tensors};
-use destino_server::ort_engine::OrtEngine;
+use destino_ort::OrtEngine;
 use destino_tests::server::Client;
 use destino_tests::v2::{binary_request, json_request_in_client_order};
 use destino_tests::{init_onnxruntime, model_path, reference_case};

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::metadata::{ModelMetadata, Tensors};
@@ -94,6 +95,15 @@ pub trait Engine: Send + std::fmt::Debug {
         self.metadata().validate_inputs(inputs)?;
         self.run_validated(inputs)
     }
+}
+
+/// Loads one engine for a model file; lets callers pick the runtime (and any fallback) at
+/// run time.
+pub type EngineLoader = Arc<dyn Fn(&Path, &EngineConfig) -> Result<Box<dyn Engine>> + Send + Sync>;
+
+/// The `EngineLoader` of engine type `E`.
+pub fn loader<E: Engine + 'static>() -> EngineLoader {
+    Arc::new(|path, config| Ok(Box::new(E::load(path, config)?)))
 }
 
 #[cfg(test)]

@@ -95,6 +95,17 @@ pub enum Error {
     #[error("image: {0}")]
     Image(String),
 
+    /// An image whose decoded or resized size is over the configured pixel limit.
+    #[error("image: {0}")]
+    ImageTooLarge(String),
+
+    /// The execution device could not be started (not a problem of the model itself).
+    #[error("{device} is unavailable: {reason}")]
+    DeviceUnavailable {
+        device: crate::Device,
+        reason: String,
+    },
+
     #[error("{}: {reason}", path.display())]
     File { path: PathBuf, reason: String },
 }
@@ -110,6 +121,7 @@ impl Error {
                 | Error::InputShape { .. }
                 | Error::InvalidTensor(_)
                 | Error::Image(_)
+                | Error::ImageTooLarge(_)
         )
     }
 

@@ -24,6 +24,10 @@ pub struct Manifest {
     /// Engine instances serving this model in parallel, each on its own thread; unset: the
     /// server's default.
     pub instances: Option<usize>,
+    /// Sample inputs for the warm-up run: an `.npz` (relative to this file) whose arrays are
+    /// named after the model's inputs. Unset: inputs made from the declared shapes, when
+    /// they determine one (README: "Warm-up").
+    pub warmup: Option<PathBuf>,
     /// Preprocessing per input name.
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
@@ -61,6 +65,26 @@ pub struct ImageSpec {
     pub std: [f32; 3],
     #[serde(default)]
     pub layout: Layout,
+}
+
+impl ImageSpec {
+    /// `[height, width]` of every tensor this spec makes, when it does not depend on the
+    /// image: padded, cropped or resized to an exact size.
+    pub fn output_size(&self) -> Option<[u32; 2]> {
+        self.pad.or(self.crop).or(match self.resize {
+            Resize::Exact(size) => Some(size),
+            Resize::ShorterSide(_) | Resize::FitHeight { .. } => None,
+        })
+    }
+
+    /// The shape of every tensor this spec makes, when it does not depend on the image.
+    pub fn output_shape(&self) -> Option<Vec<usize>> {
+        let [h, w] = self.output_size()?.map(|n| n as usize);
+        Some(match self.layout {
+            Layout::Nchw => vec![1, 3, h, w],
+            Layout::Nhwc => vec![1, h, w, 3],
+        })
+    }
 }
 
 fn one() -> f32 {

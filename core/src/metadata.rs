@@ -84,31 +84,21 @@ impl ModelMetadata {
         self.outputs.iter().find(|o| o.name == name)
     }
 
-    /// Input shapes with every named dim set to 1; `None` when a rank or a dim is unknown,
-    /// since no valid shape can then be guessed.
-    pub fn example_shapes(&self) -> Option<Vec<Vec<usize>>> {
+    /// Zero-filled inputs when the model fixes every dim of every input: the only inputs
+    /// whose shapes are the model's own rather than a guess.
+    pub fn fixed_inputs(&self) -> Option<Tensors> {
         self.inputs
             .iter()
             .map(|info| {
-                info.shape
+                let shape = info
+                    .shape
                     .as_ref()?
                     .iter()
                     .map(|d| match d {
                         Dim::Fixed(n) => Some(*n),
-                        Dim::Symbolic(_) => Some(1),
-                        Dim::Unknown => None,
+                        Dim::Symbolic(_) | Dim::Unknown => None,
                     })
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// Zero-filled inputs of `example_shapes`, for warming a model up.
-    pub fn example_inputs(&self) -> Option<Tensors> {
-        self.inputs
-            .iter()
-            .zip(self.example_shapes()?)
-            .map(|(info, shape)| {
+                    .collect::<Option<Vec<usize>>>()?;
                 let len = crate::tensor::element_count(&shape)?;
                 let tensor = Tensor::new(shape, TensorData::zeros(info.dtype, len)).ok()?;
                 Some((info.name.clone(), tensor))

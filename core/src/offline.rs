@@ -1,61 +1,14 @@
-//! The offline commands both binaries share: `run` (npz in, npz out) and `inspect`.
+//! What the offline commands both binaries share do (`run`: npz in, npz out; `inspect`),
+//! without their flags (destino-cli).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::metadata::{ModelMetadata, Tensors};
 use crate::npz::{read_npz, write_npz};
 use crate::onnx::OnnxModel;
-use crate::parity::{Tolerance, compare_all};
-
-/// `run`: score the tensors of an `.npz` file and write the outputs to another.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    /// The `.onnx` model file.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Inputs: an `.npz` whose keys are the model's input names.
-    #[arg(long)]
-    pub inputs: PathBuf,
-    /// Where to write the outputs as `.npz` (keys are the output names).
-    #[arg(long)]
-    pub outputs: PathBuf,
-    /// Reference outputs (`.npz`) to compare with; a mismatch fails the command.
-    #[arg(long)]
-    pub expected: Option<PathBuf>,
-    #[command(flatten)]
-    pub tolerance: ToleranceArgs,
-}
-
-/// How close float outputs must be to a reference (numpy `allclose`).
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct ToleranceArgs {
-    /// Absolute tolerance for float outputs.
-    #[arg(long, default_value_t = 1e-4)]
-    pub atol: f64,
-    /// Relative tolerance for float outputs.
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
-}
-
-impl ToleranceArgs {
-    pub fn tolerance(&self) -> Tolerance {
-        Tolerance {
-            atol: self.atol,
-            rtol: self.rtol,
-        }
-    }
-}
-
-/// `inspect`: inputs, outputs, opsets and operator coverage of a model.
-#[derive(Debug, Clone, clap::Args)]
-pub struct InspectArgs {
-    /// The `.onnx` model file.
-    pub model: PathBuf,
-}
 
 /// Reads `inputs`, runs `engine`, writes `outputs`; returns the outputs.
 pub fn run_npz(engine: &mut dyn Engine, inputs: &Path, outputs: &Path) -> Result<Tensors> {
@@ -63,28 +16,6 @@ pub fn run_npz(engine: &mut dyn Engine, inputs: &Path, outputs: &Path) -> Result
     let result = engine.run(&tensors)?;
     write_npz(outputs, &result)?;
     Ok(result)
-}
-
-/// `run`: scores, writes, prints what was written and, with `--expected`, how each output
-/// compares; fails when one does not match.
-pub fn run_command(engine: &mut dyn Engine, args: &RunArgs) -> Result<ExitCode> {
-    let outputs = run_npz(engine, &args.inputs, &args.outputs)?;
-    let names: Vec<&str> = outputs.keys().map(String::as_str).collect();
-    println!("wrote {} ({})", args.outputs.display(), names.join(", "));
-    let Some(expected) = &args.expected else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    let comparisons = compare_all(&outputs, &read_npz(expected)?, args.tolerance.tolerance());
-    for comparison in &comparisons {
-        println!("{comparison}");
-    }
-    Ok(if comparisons.iter().all(|c| c.within) {
-        println!("expected: ok");
-        ExitCode::SUCCESS
-    } else {
-        println!("expected: MISMATCH");
-        ExitCode::FAILURE
-    })
 }
 
 /// A human-readable summary of a model file.

@@ -29,7 +29,7 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         .map_err(|e| Error::Image(format!("cannot decode image: {e}")))?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels {
-        return Err(Error::Image(format!(
+        return Err(Error::ImageTooLarge(format!(
             "image is {width}×{height} = {pixels} pixels, over the limit of {max_pixels}"
         )));
     }
@@ -137,7 +137,7 @@ impl ImageSpec {
         let limit = max_pixels.max(spec_pixels);
         let pixels = u64::from(new_w) * u64::from(new_h);
         if pixels > limit {
-            return Err(Error::Image(format!(
+            return Err(Error::ImageTooLarge(format!(
                 "image {width}×{height} resizes to {new_w}×{new_h} = {pixels} pixels, over the limit of {limit}"
             )));
         }

@@ -1,13 +1,12 @@
 //! `EdgeConfig`: every flag of `destino-edge`, each also settable from the environment.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use destino_cli::offline::{InspectArgs, RunArgs};
+use destino_cli::probe::ProbeArgs;
+use destino_cli::{DestinationDefaults, ServeArgs};
 use destino_core::EngineConfig;
-use destino_core::http::{DestinationDefaults, ServeArgs};
-use destino_core::offline::{InspectArgs, RunArgs};
-use destino_core::probe::ProbeArgs;
-
-use crate::folder::WatchArgs;
-use crate::mqtt::MqttArgs;
+use destino_folder::WatchArgs;
+use destino_mqtt::MqttArgs;
 
 /// destino on devices: serve and score ONNX models with the pure-Rust tract engine.
 #[derive(Debug, Parser)]
@@ -30,7 +29,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Score MQTT messages (images or V2 requests) and publish the predictions; also serves
     /// the HTTP API.
-    Mqtt(Box<MqttArgs>),
+    Mqtt(Box<MqttCommand>),
     /// Score each image file dropped into a folder; answers go beside it or to JSON lines.
     Watch(WatchArgs),
     /// Score the tensors of an .npz file and write the outputs to another .npz.
@@ -39,6 +38,16 @@ pub enum Command {
     Inspect(InspectArgs),
     /// GET an http:// URL and succeed on 2xx: a container health check without curl.
     Probe(ProbeArgs),
+}
+
+/// `mqtt`: the broker and topics, and everything `serve` takes (HTTP keeps serving beside).
+#[derive(Debug, Clone, Args)]
+pub struct MqttCommand {
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
+    /// Repository, limits and the HTTP API, which keeps serving beside MQTT.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 impl EdgeConfig {

@@ -1,9 +1,4 @@
-//! destino on devices: the pure-Rust tract engine (shared with the server as `--engine
-//! tract`), the edge binary's configuration and its MQTT bridge.
+//! destino on devices: the edge binary's configuration. The tract engine, the transports
+//! (HTTP, MQTT, folders) and the launch sequence come from their crates; this one picks them.
 
 pub mod config;
-pub mod folder;
-pub mod mqtt;
-pub mod tract_engine;
-
-pub use tract_engine::TractEngine;

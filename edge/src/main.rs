@@ -3,30 +3,31 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use destino_core::model::loader;
-use destino_core::offline::{describe, describe_support, run_command};
-use destino_core::{Engine, OnnxModel};
-use destino_edge::TractEngine;
-use destino_edge::config::{Command, EDGE_DEFAULTS, EdgeConfig};
+use destino_cli::Transport;
+use destino_cli::offline::run_command;
+use destino_core::offline::{describe, describe_support};
+use destino_core::{Engine, EngineConfig, OnnxModel, loader};
+use destino_edge::config::{Command, EDGE_DEFAULTS, EdgeConfig, MqttCommand};
+use destino_tract::TractEngine;
 
 fn main() -> ExitCode {
-    destino_core::memory::tune_allocator(destino_core::memory::DEVICE_TUNABLES);
+    destino_cli::memory::tune_allocator(destino_cli::memory::DEVICE_TUNABLES);
     let config = EdgeConfig::parse();
     let engine_config = config.engine_config();
     match &config.command {
         Command::Serve(args) => {
             args.init_logging();
             match args.registry(loader::<TractEngine>(), engine_config, &EDGE_DEFAULTS) {
-                Ok(registry) => args.serve(registry, &EDGE_DEFAULTS),
-                Err(e) => fail(&e),
+                Ok(registry) => args.serve(registry, &EDGE_DEFAULTS, None),
+                Err(e) => fail(&e.to_string()),
             }
         }
-        Command::Probe(args) => destino_core::probe::run_probe(args),
-        Command::Watch(args) => destino_edge::folder::run(args, engine_config),
-        Command::Mqtt(args) => destino_edge::mqtt::run(args, engine_config),
+        Command::Mqtt(command) => mqtt(command, engine_config),
+        Command::Probe(args) => destino_cli::probe::run_probe(args),
+        Command::Watch(args) => destino_folder::run(args, loader::<TractEngine>(), engine_config),
         Command::Run(args) => TractEngine::load(&args.model, &engine_config)
             .and_then(|mut engine| run_command(&mut engine, args))
-            .unwrap_or_else(|e| fail(&e)),
+            .unwrap_or_else(|e| fail(&e.to_string())),
         Command::Inspect(args) => match OnnxModel::read(&args.model) {
             Ok(model) => {
                 print!("{}", describe(&args.model, &model));
@@ -39,12 +40,30 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
-            Err(e) => fail(&e),
+            Err(e) => fail(&e.to_string()),
         },
     }
 }
 
-fn fail(e: &destino_core::Error) -> ExitCode {
-    eprintln!("destino-edge: {e}");
+/// `mqtt`: the HTTP API with the MQTT bridge beside it.
+fn mqtt(command: &MqttCommand, engine: EngineConfig) -> ExitCode {
+    let serve = &command.serve;
+    serve.init_logging();
+    let options = match destino_mqtt::options(&command.mqtt, serve.max_body_bytes) {
+        Ok(options) => options,
+        Err(e) => return fail(&e),
+    };
+    let registry = match serve.registry(loader::<TractEngine>(), engine, &EDGE_DEFAULTS) {
+        Ok(registry) => registry,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let args = command.mqtt.clone();
+    let bridge: Transport =
+        Box::new(move |service| Box::pin(destino_mqtt::serve(service, args, options)));
+    serve.serve(registry, &EDGE_DEFAULTS, Some(bridge))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("destino-edge: {message}");
     ExitCode::FAILURE
 }

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use destino_core::http::azure::json_inputs;
+use destino_serving::score::json_inputs;
 use destino_core::{DType, Dim, ModelMetadata, TensorInfo};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use destino_core::http::v2::{decode::to_tensor, request::parse};
+use destino_serving::v2::{decode::to_tensor, request::parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

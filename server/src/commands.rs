@@ -3,16 +3,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use destino_core::model::{EngineLoader, loader};
+use destino_cli::offline::{InspectArgs, RunArgs, run_command};
 use destino_core::npz::read_npz;
-use destino_core::offline::{InspectArgs, RunArgs, describe, describe_support, run_command};
+use destino_core::offline::{describe, describe_support};
 use destino_core::parity::{Comparison, compare_all};
-use destino_core::{Engine, EngineConfig, OnnxModel, Result, Tensors};
-use destino_edge::TractEngine;
+use destino_core::{Engine, EngineConfig, EngineLoader, OnnxModel, Result, Tensors, loader};
+use destino_ort::runtime_path::candidates;
+use destino_ort::{OrtEngine, init_runtime};
+use destino_tract::TractEngine;
 
 use crate::config::{EngineKind, ParityArgs, RuntimeArgs};
-use crate::ort_engine::{OrtEngine, init_runtime};
-use crate::runtime_path::candidates;
 
 /// Loads ONNX Runtime from the configured candidates.
 pub fn load_onnxruntime(runtime: &RuntimeArgs) -> Result<String> {

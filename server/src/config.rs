@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use destino_core::http::DestinationDefaults;
-use destino_core::offline::{InspectArgs, RunArgs, ToleranceArgs};
-use destino_core::probe::ProbeArgs;
+use destino_cli::DestinationDefaults;
+use destino_cli::offline::{InspectArgs, RunArgs, ToleranceArgs};
+use destino_cli::probe::ProbeArgs;
 use destino_core::{Device, EngineConfig};
 
 /// destino on hosts: serve and score ONNX models with ONNX Runtime (or tract).
@@ -77,8 +77,9 @@ impl RuntimeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServerServeArgs {
     #[command(flatten)]
-    pub common: destino_core::http::ServeArgs,
-    /// Exit when a model cannot start on the requested GPU, instead of falling back to CPU.
+    pub common: destino_cli::ServeArgs,
+    /// Refuse to start when the requested GPU cannot start (checked once, before any model
+    /// loads), and never fall back to the CPU for a model.
     #[arg(long, env = "DESTINO_REQUIRE_GPU")]
     pub require_gpu: bool,
 }

@@ -1,7 +1,6 @@
-//! destino on hosts: the ONNX Runtime engine, the server's configuration and commands.
+//! destino on hosts: the server binary's configuration and commands. Engines, transports
+//! and the launch sequence come from their crates; this one picks them.
 
 pub mod commands;
 pub mod config;
-pub mod ort_engine;
-pub mod runtime_path;
 pub mod serve;

@@ -7,7 +7,7 @@ use destino_server::config::{Command, ServerConfig};
 use destino_server::{commands, serve};
 
 fn main() -> ExitCode {
-    destino_core::memory::tune_allocator(&destino_core::memory::host_tunables());
+    destino_cli::memory::tune_allocator(&destino_cli::memory::host_tunables());
     let config = ServerConfig::parse();
     let runtime = &config.runtime;
     let result = match &config.command {
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run(runtime, args),
         Command::Parity(args) => commands::parity(runtime, args),
         Command::Inspect(args) => commands::inspect(runtime, args),
-        Command::Probe(args) => Ok(destino_core::probe::run_probe(args)),
+        Command::Probe(args) => Ok(destino_cli::probe::run_probe(args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("destino-server: {e}");

@@ -5,9 +5,9 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use destino_core::{Engine, EngineConfig};
-use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
+use destino_ort::OrtEngine;
 use destino_tests::{init_onnxruntime, reference_case};
+use destino_tract::TractEngine;
 
 fn engines(c: &mut Criterion) {
     init_onnxruntime();

@@ -1,10 +1,10 @@
 //! Building V2 requests from tensors and reading responses back into tensors, JSON or binary.
 
-use destino_core::http::v2::datatype::{from_v2, to_v2};
-use destino_core::http::v2::decode::to_tensor;
-use destino_core::http::v2::request::{InputData, RequestInput};
-use destino_core::http::v2::response::{FlatData, binary_bytes};
 use destino_core::{Tensor, Tensors};
+use destino_serving::v2::datatype::{from_v2, to_v2};
+use destino_serving::v2::decode::to_tensor;
+use destino_serving::v2::request::{InputData, RequestInput};
+use destino_serving::v2::response::{FlatData, binary_bytes};
 use serde_json::{Value, json};
 
 use crate::server::Reply;

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use destino_core::{DType, Engine, EngineConfig, Tensor, Tensors};
-use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
+use destino_ort::OrtEngine;
 use destino_tests::{dtype_samples, fixture, init_onnxruntime};
+use destino_tract::TractEngine;
 
 fn inputs() -> Tensors {
     let mut inputs: Tensors = dtype_samples(false)

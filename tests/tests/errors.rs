@@ -5,8 +5,8 @@
 use destino_core::npz::read_npy_file;
 use destino_core::parity::{Tolerance, compare_all};
 use destino_core::{Engine, EngineConfig, Error, OpType, Tensor, Tensors};
-use destino_edge::TractEngine;
 use destino_tests::{ENGINES, Loader, fixture, load_ort, model_path, reference_case};
+use destino_tract::TractEngine;
 
 #[test]
 fn broken_model_files_are_typed_errors() {

@@ -196,7 +196,7 @@ fn hot_swap_under_load_fails_no_request_and_a_bad_version_keeps_the_old_one() {
         .post("/v2/repository/models/sklearn_digits_rf/load", &[], b"");
     assert!(
         failed
-            .error(500)
+            .error(400)
             .contains("loading model `sklearn_digits_rf` failed")
     );
     let reply = server
@@ -493,4 +493,106 @@ fn a_model_that_fails_to_load_is_reported_and_the_others_serve() {
         server.output().contains("load failed"),
         "the failure is logged"
     );
+}
+
+/// Writes the models a guessed warm-up input breaks (`tests/python/warmup_models.py`) into
+/// `root`, with their cases; returns their names.
+fn warm_up_breakers(root: &std::path::Path) -> Vec<String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/warmup_models.py");
+    let output = std::process::Command::new(destino_tests::python_env())
+        .arg(script)
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "warmup_models.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_real_model_and_models_a_guessed_warm_up_breaks_are_ready_and_answer() {
+    let repository = destino_tests::server::test_repository();
+    add_model(repository.path(), "paraphrase_minilm_l3", None);
+    let breakers = warm_up_breakers(repository.path());
+    assert_eq!(breakers.len(), 3, "{breakers:?}");
+    let server = TestServer::start(repository.path(), &[]);
+    let c = &server.client;
+    let index = c.post_json("/v2/repository/index", &json!({})).json();
+    for row in index.as_array().unwrap() {
+        assert_eq!(row["state"], "READY", "{row}");
+    }
+    assert_eq!(index.as_array().unwrap().len(), 8, "{index}");
+    let mut shared: Vec<&str> = destino_tests::server::SHARED_MODELS.to_vec();
+    shared.push("paraphrase_minilm_l3");
+    for model in shared {
+        let case = reference_case(model, None);
+        let reply = c.post_json(
+            &format!("/v2/models/{model}/infer"),
+            &json_request(&case.inputs),
+        );
+        let outputs = response_tensors(&reply);
+        let tolerance = destino_core::parity::Tolerance {
+            atol: 1e-4,
+            rtol: 1e-3,
+        };
+        for comparison in destino_core::parity::compare_all(&outputs, &case.expected, tolerance) {
+            assert!(comparison.within, "{model}: {comparison}");
+        }
+    }
+    for name in &breakers {
+        let case: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(repository.path().join(format!("{name}.case.json"))).unwrap(),
+        )
+        .unwrap();
+        let inputs: Vec<serde_json::Value> = case["inputs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(input, spec)| {
+                let mut spec = spec.clone();
+                spec["name"] = json!(input);
+                spec
+            })
+            .collect();
+        let reply = c.post_json(
+            &format!("/v2/models/{name}/infer"),
+            &json!({ "inputs": inputs }),
+        );
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+        let answer = reply.json();
+        for (output, expected) in case["outputs"].as_object().unwrap() {
+            let got = answer["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["name"] == *output)
+                .unwrap_or_else(|| panic!("{name}: no output {output}: {answer}"));
+            assert_eq!(got["shape"], expected["shape"], "{name}");
+            let got: Vec<f64> = got["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let want: Vec<f64> = expected["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(got.len(), want.len(), "{name}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-4 + 1e-3 * w.abs(),
+                    "{name}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
 }

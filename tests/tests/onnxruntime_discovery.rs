@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use destino_core::Error;
-use destino_server::ort_engine::init_runtime;
+use destino_ort::init_runtime;
 use destino_tests::{binary, bundled_models};
 
 #[test]

@@ -4,9 +4,9 @@
 
 use destino_core::parity::{Tolerance, compare_all};
 use destino_core::{Engine, EngineConfig, Error, Tensor, Tensors};
-use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
+use destino_ort::OrtEngine;
 use destino_tests::{ReferenceCase, init_onnxruntime, reference_case};
+use destino_tract::TractEngine;
 
 /// The shared models' documented tolerance: float atol 1e-4, rtol 1e-3; integers exact.
 const TOLERANCE: Tolerance = Tolerance {

@@ -8,9 +8,9 @@ use destino_core::npz::read_npy_file;
 use destino_core::postprocess::{classify, load_labels};
 use destino_core::preprocess::DEFAULT_MAX_PIXELS;
 use destino_core::{Engine, EngineConfig, Tensor, Tensors};
-use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
+use destino_ort::OrtEngine;
 use destino_tests::{bundled_models, init_onnxruntime, shared_models};
+use destino_tract::TractEngine;
 
 fn preprocess(image: &str) -> Tensor {
     let dir = bundled_models().join("efficientnet_lite0");

@@ -5,9 +5,9 @@
 
 use destino_core::npz::read_npy_file;
 use destino_core::{Engine, EngineConfig, Tensor, Tensors};
-use destino_edge::TractEngine;
-use destino_server::ort_engine::OrtEngine;
+use destino_ort::OrtEngine;
 use destino_tests::{init_onnxruntime, model_path, shared_models};
+use destino_tract::TractEngine;
 
 const CONTEXT: usize = 64;
 const FRAME: usize = 512;

@@ -1,0 +1,11 @@
+//! What both binaries' command lines share: the `serve` flags and start-up (`launch.rs`),
+//! the offline commands' flags (`offline.rs`), the container health probe (`probe.rs`), and
+//! glibc allocator tuning at start (`memory.rs`). The binaries only pick engines,
+//! transports and defaults.
+
+pub mod launch;
+pub mod memory;
+pub mod offline;
+pub mod probe;
+
+pub use launch::{DestinationDefaults, LogFormat, ServeArgs, Transport};

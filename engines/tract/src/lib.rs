@@ -1,0 +1,487 @@
+//! The tract engine: pure Rust, no C/C++ runtime. The only crate that names `tract`. The ONNX graph is parsed once at load; an optimised plan is built per set of
+//! concrete input shapes (symbolic and unknown dims resolved from the request) and kept in a
+//! small LRU cache. With `low_memory` the parsed graph is dropped after load and read again
+//! from the model file when a new shape needs a plan.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use destino_core::{
+    DType, Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor,
+    TensorData, Tensors,
+};
+use lru::LruCache;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::tract_linalg::multithread::Executor;
+use tract_onnx::tract_hir::infer::{Factoid, InferenceModelExt};
+
+const ENGINE: &str = "tract";
+/// Plans kept per model: one per distinct set of input shapes seen recently. Each holds its
+/// own packed weights, so low-memory mode keeps fewer.
+const PLAN_CACHE: usize = 16;
+const PLAN_CACHE_LOW_MEMORY: usize = 4;
+/// Domains whose operators tract registers (it keys its registry by name only).
+const KNOWN_DOMAINS: [&str; 2] = ["", "ai.onnx.ml"];
+
+type Plan = Arc<TypedRunnableModel>;
+type PlanKey = (Vec<Vec<usize>>, Vec<i64>);
+
+/// A model parsed by tract, with its optimised plans.
+pub struct TractEngine {
+    /// The parsed graph; `None` in low-memory mode, where it is re-read from `path`.
+    model: Option<InferenceModel>,
+    path: PathBuf,
+    /// The model file's size and modification time at load: a re-read must see the same file.
+    stamp: Option<(u64, Option<SystemTime>)>,
+    metadata: ModelMetadata,
+    ops: Vec<OpType>,
+    plans: LruCache<PlanKey, Plan>,
+    /// The parsed ONNX graph, kept for models with `If` nodes (see `build_folded_plan`).
+    proto: Option<pb::ModelProto>,
+    model_dir: Option<String>,
+    /// Set once a plan needed `If` folding: plans are then also keyed by scalar input values.
+    folding: bool,
+    options: RunOptions,
+}
+
+impl std::fmt::Debug for TractEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TractEngine")
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_error(e: impl std::fmt::Display) -> Error {
+    Error::Engine {
+        engine: ENGINE,
+        message: e.to_string(),
+    }
+}
+
+/// Operators of `model` that tract has no implementation for, each with its domain.
+pub fn unsupported_ops(model: &OnnxModel) -> Vec<OpType> {
+    let registry = tract_onnx::onnx().op_register;
+    model
+        .ops
+        .iter()
+        .filter(|op| {
+            !KNOWN_DOMAINS.contains(&op.domain.as_str()) || !registry.0.contains_key(&op.name)
+        })
+        .cloned()
+        .collect()
+}
+
+impl TractEngine {
+    /// Maps a tract failure while building a plan: when it names operators of the model
+    /// outside the default domain, those are reported as unsupported; otherwise it is an
+    /// engine error carrying tract's whole explanation.
+    fn classify(&self, e: &TractError) -> Error {
+        let text = format!("{e:#}");
+        let named: Vec<OpType> = self
+            .ops
+            .iter()
+            .filter(|op| !op.domain.is_empty() && text.contains(op.name.as_str()))
+            .cloned()
+            .collect();
+        if named.is_empty() {
+            engine_error(text)
+        } else {
+            Error::UnsupportedOperators {
+                engine: ENGINE,
+                ops: named,
+                detail: Some(text),
+            }
+        }
+    }
+
+    /// The optimised plan for these inputs' shapes, built on first use.
+    fn plan(&mut self, inputs: &[&Tensor]) -> Result<Plan> {
+        let key = self.plan_key(inputs);
+        if let Some(plan) = self.plans.get(&key) {
+            return Ok(plan.clone());
+        }
+        if self.model.is_none() && file_stamp(&self.path) != self.stamp {
+            return Err(Error::ModelFileChanged {
+                path: self.path.clone(),
+            });
+        }
+        let plan = if self.folding {
+            self.build_folded_plan(inputs)
+                .map_err(|e| self.classify(&e))?
+        } else {
+            match self.build_plan(inputs) {
+                Ok(plan) => plan,
+                Err(direct) if self.proto.is_some() => {
+                    let plan = self
+                        .build_folded_plan(inputs)
+                        .map_err(|_| self.classify(&direct))?;
+                    self.folding = true;
+                    self.plans.clear();
+                    plan
+                }
+                Err(direct) => return Err(self.classify(&direct)),
+            }
+        };
+        let key = self.plan_key(inputs);
+        self.plans.put(key, plan.clone());
+        Ok(plan)
+    }
+
+    /// Shapes of the inputs, and once folding is on, the values of integer scalar inputs.
+    fn plan_key(&self, inputs: &[&Tensor]) -> PlanKey {
+        let shapes = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        let scalars = if self.folding {
+            inputs.iter().filter_map(|t| scalar_value(t)).collect()
+        } else {
+            Vec::new()
+        };
+        (shapes, scalars)
+    }
+
+    fn input_facts(
+        &self,
+        model: &mut InferenceModel,
+        inputs: &[&Tensor],
+        with_scalars: bool,
+    ) -> TractResult<()> {
+        for (index, tensor) in inputs.iter().enumerate() {
+            let fact = match scalar_value(tensor) {
+                Some(_) if with_scalars => {
+                    InferenceFact::from(to_tract(tensor).map_err(TractError::msg)?)
+                }
+                _ => InferenceFact::dt_shape(datum_type(tensor.dtype()), tensor.shape().to_vec()),
+            };
+            model.set_input_fact(index, fact)?;
+        }
+        Ok(())
+    }
+
+    /// The parsed graph, from memory or (low-memory mode) from the unchanged model file.
+    fn graph(&self) -> TractResult<InferenceModel> {
+        if let Some(model) = &self.model {
+            return Ok(model.clone());
+        }
+        if file_stamp(&self.path) != self.stamp {
+            return Err(TractError::msg(format!(
+                "{} changed since it was loaded: load the model again",
+                self.path.display()
+            )));
+        }
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_path(&self.path)?;
+        Ok(onnx.parse(&proto, self.model_dir.as_deref())?.model)
+    }
+
+    fn build_plan(&self, inputs: &[&Tensor]) -> TractResult<Plan> {
+        let mut model = self.graph()?;
+        self.input_facts(&mut model, inputs, false)?;
+        model
+            .into_optimized()?
+            .into_runnable_with_options(&self.options)
+    }
+
+    /// tract analyses both branches of an `If` against the same facts, so a branch that is
+    /// not taken but inconsistent with them (the common `if dim == 1: squeeze` pattern) makes
+    /// the whole model fail. With concrete shapes and integer scalar values (e.g. a sample
+    /// rate) most conditions are known: inline the taken branch of each such `If` in the ONNX
+    /// graph, repeatedly (nested ones surface as their parents are inlined), then plan.
+    fn build_folded_plan(&self, inputs: &[&Tensor]) -> TractResult<Plan> {
+        let onnx = tract_onnx::onnx();
+        let mut proto = self
+            .proto
+            .clone()
+            .ok_or_else(|| TractError::msg("no ONNX graph kept"))?;
+        loop {
+            let parsed = onnx.parse(&proto, self.model_dir.as_deref())?;
+            let mut model = parsed.model;
+            self.input_facts(&mut model, inputs, true)?;
+            let _ = model.analyse(true); // obstinate: resolve what can be, failures included
+            let graph = proto
+                .graph
+                .as_mut()
+                .ok_or_else(|| TractError::msg("model has no graph"))?;
+            let decided = decided_ifs(&model, graph);
+            if decided.is_empty() {
+                return model
+                    .into_optimized()?
+                    .into_runnable_with_options(&self.options);
+            }
+            for (index, taken) in decided.into_iter().rev() {
+                inline_branch(graph, index, taken)?;
+            }
+        }
+    }
+}
+
+impl Engine for TractEngine {
+    fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
+        let onnx = OnnxModel::read(path)?;
+        let unsupported = unsupported_ops(&onnx);
+        if !unsupported.is_empty() {
+            return Err(Error::UnsupportedOperators {
+                engine: ENGINE,
+                ops: unsupported,
+                detail: None,
+            });
+        }
+        let invalid = |e: TractError| Error::ModelInvalid {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
+        let onnx_parser = tract_onnx::onnx();
+        let proto = onnx_parser.proto_model_for_path(path).map_err(invalid)?;
+        let model_dir = path.parent().and_then(Path::to_str).map(str::to_string);
+        let parsed = onnx_parser
+            .parse(&proto, model_dir.as_deref())
+            .map_err(invalid)?;
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(invalid(TractError::msg(format!(
+                "unresolved inputs {:?}",
+                parsed.unresolved_inputs
+            ))));
+        }
+        let model = parsed.model;
+        let has_if = onnx
+            .ops
+            .iter()
+            .any(|op| op.domain.is_empty() && op.name == "If");
+        let tract_inputs = model.input_outlets().map_err(engine_error)?.len();
+        if tract_inputs != onnx.metadata.inputs.len() {
+            return Err(engine_error(format!(
+                "tract sees {tract_inputs} inputs, the model declares {}",
+                onnx.metadata.inputs.len()
+            )));
+        }
+        let options = RunOptions {
+            executor: (config.threads > 1).then(|| Executor::multithread(config.threads)),
+            ..RunOptions::default()
+        };
+        let mut engine = TractEngine {
+            model: Some(model),
+            path: path.to_path_buf(),
+            stamp: file_stamp(path),
+            ops: onnx.ops.iter().cloned().collect(),
+            metadata: onnx.metadata,
+            proto: has_if.then_some(proto),
+            model_dir,
+            folding: false,
+            plans: LruCache::new(
+                NonZeroUsize::new(if config.low_memory {
+                    PLAN_CACHE_LOW_MEMORY
+                } else {
+                    PLAN_CACHE
+                })
+                .unwrap_or(NonZeroUsize::MIN),
+            ),
+            options,
+        };
+        // Build the plan now when the model fixes every input shape, so a model tract cannot
+        // run fails at load rather than on its first request. Free dims are not guessed: a
+        // guess (1) a good model cannot take would make it unavailable.
+        if let Some(inputs) = engine.metadata.fixed_inputs() {
+            let inputs: Vec<&Tensor> = inputs.values().collect();
+            engine.plan(&inputs)?;
+        }
+        if config.low_memory {
+            engine.model = None;
+        }
+        Ok(engine)
+    }
+
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    fn run_validated(&mut self, inputs: &Tensors) -> Result<Tensors> {
+        let ordered = self
+            .metadata
+            .inputs
+            .iter()
+            .map(|info| {
+                inputs.get(&info.name).ok_or_else(|| Error::MissingInput {
+                    name: info.name.clone(),
+                })
+            })
+            .collect::<Result<Vec<&Tensor>>>()?;
+        let plan = self.plan(&ordered)?;
+        let values = ordered
+            .iter()
+            .map(|t| Ok(to_tract(t)?.into_tvalue()))
+            .collect::<Result<TVec<_>>>()?;
+        let outputs = plan
+            .run(values)
+            .map_err(|e| engine_error(format!("{e:#}")))?;
+        let mut result = Tensors::new();
+        for (info, value) in self.metadata.outputs.iter().zip(outputs) {
+            result.insert(info.name.clone(), from_tract(&info.name, &value)?);
+        }
+        Ok(result)
+    }
+}
+
+/// Size and modification time of `path`, to notice a model file replaced after load.
+fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()))
+}
+
+/// The value of an integer or bool rank-0 tensor.
+fn scalar_value(tensor: &Tensor) -> Option<i64> {
+    if !tensor.shape().is_empty() {
+        return None;
+    }
+    match tensor.data() {
+        TensorData::Bool(v) => v.first().map(|&b| i64::from(b)),
+        TensorData::U8(v) => v.first().map(|&x| i64::from(x)),
+        TensorData::U16(v) => v.first().map(|&x| i64::from(x)),
+        TensorData::U32(v) => v.first().map(|&x| i64::from(x)),
+        TensorData::U64(v) => v.first().and_then(|&x| i64::try_from(x).ok()),
+        TensorData::I8(v) => v.first().map(|&x| i64::from(x)),
+        TensorData::I16(v) => v.first().map(|&x| i64::from(x)),
+        TensorData::I32(v) => v.first().map(|&x| i64::from(x)),
+        TensorData::I64(v) => v.first().copied(),
+        _ => None,
+    }
+}
+
+/// Name tract gives the node built from `node`.
+fn tract_node_name(node: &pb::NodeProto) -> Option<&str> {
+    if !node.name.is_empty() {
+        Some(&node.name)
+    } else {
+        node.output
+            .first()
+            .map(String::as_str)
+            .filter(|o| !o.is_empty())
+    }
+}
+
+/// Top-level `If` nodes of `graph` whose condition analysis resolved: (index, branch taken).
+fn decided_ifs(model: &InferenceModel, graph: &pb::GraphProto) -> Vec<(usize, bool)> {
+    graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.op_type == "If" && node.domain.is_empty())
+        .filter_map(|(index, node)| {
+            let tract_node = model.node_by_name(tract_node_name(node)?).ok()?;
+            let condition = model.outlet_fact(*tract_node.inputs.first()?).ok()?;
+            let value = condition.value.concretize()?;
+            Some((index, value.cast_to_scalar::<bool>().ok()?))
+        })
+        .collect()
+}
+
+/// Replaces the `If` at `index` by the nodes of its `taken` branch, whose outputs are then
+/// copied to the `If`'s outputs. ONNX names are unique model-wide, so nothing is renamed.
+fn inline_branch(graph: &mut pb::GraphProto, index: usize, taken: bool) -> TractResult<()> {
+    let node = graph.node.remove(index);
+    let attribute = if taken { "then_branch" } else { "else_branch" };
+    let body = node
+        .attribute
+        .iter()
+        .find(|a| a.name == attribute)
+        .and_then(|a| a.g.as_ref())
+        .ok_or_else(|| TractError::msg(format!("If node `{}` has no {attribute}", node.name)))?;
+    let mut nodes = body.node.clone();
+    for (i, (inner, outer)) in body.output.iter().zip(&node.output).enumerate() {
+        nodes.push(pb::NodeProto {
+            name: format!("{}__taken_{i}", node.name),
+            op_type: "Identity".into(),
+            input: vec![inner.name.clone()],
+            output: vec![outer.clone()],
+            ..Default::default()
+        });
+    }
+    graph.initializer.extend(body.initializer.iter().cloned());
+    graph.node.splice(index..index, nodes);
+    Ok(())
+}
+
+fn datum_type(dtype: DType) -> DatumType {
+    match dtype {
+        DType::Bool => DatumType::Bool,
+        DType::U8 => DatumType::U8,
+        DType::U16 => DatumType::U16,
+        DType::U32 => DatumType::U32,
+        DType::U64 => DatumType::U64,
+        DType::I8 => DatumType::I8,
+        DType::I16 => DatumType::I16,
+        DType::I32 => DatumType::I32,
+        DType::I64 => DatumType::I64,
+        DType::F16 => DatumType::F16,
+        DType::F32 => DatumType::F32,
+        DType::F64 => DatumType::F64,
+        DType::String => DatumType::String,
+    }
+}
+
+fn to_tract(tensor: &Tensor) -> Result<tract_onnx::prelude::Tensor> {
+    fn array<T: Datum + Clone>(shape: &[usize], v: &[T]) -> Result<tract_onnx::prelude::Tensor> {
+        tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), v.to_vec())
+            .map(IntoTensor::into_tensor)
+            .map_err(engine_error)
+    }
+    let shape = tensor.shape();
+    match tensor.data() {
+        TensorData::Bool(v) => array(shape, v),
+        TensorData::U8(v) => array(shape, v),
+        TensorData::U16(v) => array(shape, v),
+        TensorData::U32(v) => array(shape, v),
+        TensorData::U64(v) => array(shape, v),
+        TensorData::I8(v) => array(shape, v),
+        TensorData::I16(v) => array(shape, v),
+        TensorData::I32(v) => array(shape, v),
+        TensorData::I64(v) => array(shape, v),
+        TensorData::F16(v) => array(shape, v),
+        TensorData::F32(v) => array(shape, v),
+        TensorData::F64(v) => array(shape, v),
+        TensorData::String(v) => array(shape, v),
+    }
+}
+
+fn from_tract(name: &str, value: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
+    fn elements<T: Datum + Clone>(value: &tract_onnx::prelude::Tensor) -> Result<Vec<T>> {
+        Ok(value
+            .to_plain_array_view::<T>()
+            .map_err(engine_error)?
+            .iter()
+            .cloned()
+            .collect())
+    }
+    let data: TensorData = match value.datum_type() {
+        DatumType::Bool => elements::<bool>(value)?.into(),
+        DatumType::U8 => elements::<u8>(value)?.into(),
+        DatumType::U16 => elements::<u16>(value)?.into(),
+        DatumType::U32 => elements::<u32>(value)?.into(),
+        DatumType::U64 => elements::<u64>(value)?.into(),
+        DatumType::I8 => elements::<i8>(value)?.into(),
+        DatumType::I16 => elements::<i16>(value)?.into(),
+        DatumType::I32 => elements::<i32>(value)?.into(),
+        DatumType::I64 => elements::<i64>(value)?.into(),
+        DatumType::F16 => elements::<f16>(value)?.into(),
+        DatumType::F32 => elements::<f32>(value)?.into(),
+        DatumType::F64 => elements::<f64>(value)?.into(),
+        DatumType::String => elements::<String>(value)?.into(),
+        DatumType::TDim => elements::<TDim>(value)?
+            .iter()
+            .map(|d| d.to_i64().map_err(engine_error))
+            .collect::<Result<Vec<i64>>>()?
+            .into(),
+        other => {
+            return Err(Error::UnsupportedDType {
+                what: "output",
+                name: name.to_string(),
+                dtype: format!("{other:?}"),
+            });
+        }
+    };
+    Tensor::new(value.shape().to_vec(), data)
+}

@@ -1,0 +1,77 @@
+//! The path every protocol shares once it has tensors: validate, queue, wait; and the one
+//! place a request's outcome is counted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use destino_core::Tensors;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::scheduler::Reply;
+use crate::served::ServedModel;
+use crate::service::Service;
+
+/// Validates `inputs` against the model, then runs them through its queue. A request with
+/// more rows than the model's batch limit is not refused: it runs alone.
+pub async fn infer(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    inputs: Tensors,
+) -> Result<Reply, ApiError> {
+    model.metadata.validate_inputs(&inputs)?;
+    let reply = model
+        .scheduler
+        .infer(inputs, service.options.request_timeout)
+        .await?;
+    Ok(reply)
+}
+
+/// One inference request's entry in the metrics: exactly one outcome, whatever happens:
+/// success, the failure's reason, or `cancelled` when the request is dropped unanswered
+/// (its client left).
+#[derive(Debug)]
+pub struct RequestRecord {
+    metrics: Metrics,
+    model: String,
+    version: String,
+    started: Instant,
+    finished: bool,
+}
+
+impl RequestRecord {
+    pub fn start(service: &Service, model: &str) -> RequestRecord {
+        RequestRecord {
+            metrics: service.metrics().clone(),
+            model: model.to_string(),
+            version: String::new(),
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// The version that serves the request, once it is known.
+    pub fn version(&mut self, version: impl ToString) {
+        self.version = version.to_string();
+    }
+
+    pub fn finish<T>(mut self, result: &Result<T, ApiError>) {
+        let failure = result.as_ref().err().map(|e| e.reason);
+        self.record(failure);
+    }
+
+    fn record(&mut self, failure: Option<&str>) {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        self.metrics
+            .record_request(&self.model, &self.version, failure, elapsed);
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(Some("cancelled"));
+        }
+    }
+}

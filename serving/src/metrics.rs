@@ -1,0 +1,207 @@
+//! Prometheus metrics: every name and label is written here once; the rest of destino
+//! records through the methods below.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
+/// Every metric the server exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Inference requests by model, version, outcome (`success`/`failure`) and failure reason.
+    requests: IntCounterVec,
+    queue_seconds: HistogramVec,
+    compute_seconds: HistogramVec,
+    request_seconds: HistogramVec,
+    /// Requests per engine run.
+    batch_size: HistogramVec,
+    queue_depth: IntGaugeVec,
+    /// 1 for each loaded model version, labelled with its engine and execution provider.
+    model_info: IntGaugeVec,
+    /// 1 when the model serves, 0 when it is loading or unavailable.
+    model_ready: IntGaugeVec,
+    /// HTTP responses by matched route and status code.
+    http_responses: IntCounterVec,
+}
+
+fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    HistogramVec::new(opts, labels).expect("valid histogram definition")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition")
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition")
+        };
+        let model = &["model"];
+        let metrics = Metrics {
+            registry: Registry::new(),
+            requests: counter(
+                "destino_inference_requests_total",
+                "Inference requests by model, version, outcome and failure reason",
+                &["model", "version", "outcome", "reason"],
+            ),
+            queue_seconds: histogram(
+                "destino_queue_duration_seconds",
+                "Time a request waited in its model's queue",
+                LATENCY_BUCKETS,
+                model,
+            ),
+            compute_seconds: histogram(
+                "destino_compute_duration_seconds",
+                "Engine time of the batch a request ran in",
+                LATENCY_BUCKETS,
+                model,
+            ),
+            request_seconds: histogram(
+                "destino_request_duration_seconds",
+                "Total time of an inference request, decoding to encoding",
+                LATENCY_BUCKETS,
+                model,
+            ),
+            batch_size: histogram(
+                "destino_batch_size",
+                "Requests merged into one engine run",
+                BATCH_BUCKETS,
+                model,
+            ),
+            queue_depth: gauge("destino_queue_depth", "Requests waiting for a model", model),
+            model_info: gauge(
+                "destino_model_info",
+                "Loaded model versions, with engine and execution provider",
+                &["model", "version", "engine", "device"],
+            ),
+            model_ready: gauge(
+                "destino_model_ready",
+                "1 when the model serves requests",
+                model,
+            ),
+            http_responses: counter(
+                "destino_http_responses_total",
+                "HTTP responses by route and status",
+                &["route", "status"],
+            ),
+        };
+        for collector in [
+            Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.queue_seconds.clone()),
+            Box::new(metrics.compute_seconds.clone()),
+            Box::new(metrics.request_seconds.clone()),
+            Box::new(metrics.batch_size.clone()),
+            Box::new(metrics.queue_depth.clone()),
+            Box::new(metrics.model_info.clone()),
+            Box::new(metrics.model_ready.clone()),
+            Box::new(metrics.http_responses.clone()),
+        ] {
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
+
+    /// Counts one inference request with its one outcome: success, or the failure reason.
+    pub fn record_request(
+        &self,
+        model: &str,
+        version: &str,
+        failure: Option<&str>,
+        total: Duration,
+    ) {
+        let (outcome, reason) = match failure {
+            None => ("success", ""),
+            Some(reason) => ("failure", reason),
+        };
+        self.requests
+            .with_label_values(&[model, version, outcome, reason])
+            .inc();
+        if failure.is_none() {
+            self.request_seconds
+                .with_label_values(&[model])
+                .observe(total.as_secs_f64());
+        }
+    }
+
+    pub fn set_queue_depth(&self, model: &str, depth: usize) {
+        self.queue_depth
+            .with_label_values(&[model])
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    pub fn observe_queued(&self, model: &str, waited: Duration) {
+        self.queue_seconds
+            .with_label_values(&[model])
+            .observe(waited.as_secs_f64());
+    }
+
+    pub fn observe_computed(&self, model: &str, took: Duration) {
+        self.compute_seconds
+            .with_label_values(&[model])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Requests merged into one engine run.
+    pub fn observe_batch(&self, model: &str, requests: usize) {
+        self.batch_size
+            .with_label_values(&[model])
+            .observe(requests as f64);
+    }
+
+    /// A model version now serves (`serving`) or no longer does, on `engine` and `device`.
+    pub fn set_model_info(
+        &self,
+        model: &str,
+        version: u64,
+        engine: &str,
+        device: &str,
+        serving: bool,
+    ) {
+        let labels = [model, &version.to_string(), engine, device];
+        if serving {
+            self.model_info.with_label_values(&labels).set(1);
+        } else {
+            let _ = self.model_info.remove_label_values(&labels);
+        }
+    }
+
+    pub fn set_model_ready(&self, model: &str, ready: bool) {
+        self.model_ready
+            .with_label_values(&[model])
+            .set(i64::from(ready));
+    }
+
+    /// One response of a transport's route (HTTP today).
+    pub fn count_response(&self, route: &str, status: u16) {
+        self.http_responses
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}

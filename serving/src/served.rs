@@ -1,0 +1,225 @@
+//! A model version being served: what protocols need to know about it, and its scheduler.
+//! Loading reads the manifest (checked against the model), the labels, and one engine per
+//! instance, each warmed up (`warmup.rs`) before it serves.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use destino_core::engine::{Device, EngineConfig, EngineLoader};
+use destino_core::manifest::{MANIFEST_FILE, Manifest};
+use destino_core::metadata::ModelMetadata;
+use destino_core::postprocess::load_labels;
+use destino_core::repository::{ModelEntry, ModelVersion};
+use destino_core::{Engine, Error, Result};
+
+use crate::batch::supports_batching;
+use crate::metrics::Metrics;
+use crate::scheduler::{
+    BatchPolicy, EngineFactory, InstanceStatus, RestartPolicy, Scheduler, SchedulerConfig, Spawn,
+};
+use crate::warmup::{Warmup, WarmupNote};
+
+/// Serving defaults, overridden per model by `model.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServingDefaults {
+    pub policy: BatchPolicy,
+    pub instances: usize,
+}
+
+/// Identifies the files a served version came from, to notice when they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub version: u64,
+    pub files: Vec<(String, Option<SystemTime>, u64)>,
+}
+
+impl Fingerprint {
+    pub fn of(entry: &ModelEntry, version: &ModelVersion) -> Fingerprint {
+        let stamp = |path: PathBuf| {
+            let meta = std::fs::metadata(&path).ok();
+            (
+                path.display().to_string(),
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map_or(0, |m| m.len()),
+            )
+        };
+        Fingerprint {
+            version: version.number(),
+            files: vec![
+                stamp(version.model_path()),
+                stamp(version.dir.join(MANIFEST_FILE)),
+                stamp(entry.dir.join(MANIFEST_FILE)),
+            ],
+        }
+    }
+}
+
+/// How engine threads are started and restarted (tests replace the thread spawner).
+#[derive(Clone)]
+pub struct Supervision {
+    pub restart: RestartPolicy,
+    pub spawn: Spawn,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            restart: RestartPolicy::default(),
+            spawn: crate::scheduler::std_spawn(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Supervision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervision")
+            .field("restart", &self.restart)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything loading a model version needs besides the model.
+#[derive(Clone)]
+pub struct LoadContext<'a> {
+    pub loader: &'a EngineLoader,
+    pub config: &'a EngineConfig,
+    pub defaults: ServingDefaults,
+    pub metrics: &'a Metrics,
+    pub supervision: &'a Supervision,
+}
+
+impl std::fmt::Debug for LoadContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadContext")
+            .field("config", self.config)
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A loaded model version and the queue in front of its engines.
+#[derive(Debug)]
+pub struct ServedModel {
+    pub name: String,
+    pub version: u64,
+    pub metadata: ModelMetadata,
+    pub manifest: Manifest,
+    pub labels: BTreeMap<String, Vec<String>>,
+    pub engine: &'static str,
+    pub device: Device,
+    pub batchable: bool,
+    pub scheduler: Scheduler,
+    pub fingerprint: Fingerprint,
+    /// What went wrong warming the first instance up, if anything (it serves regardless).
+    pub warmup: WarmupNote,
+}
+
+impl ServedModel {
+    /// Loads one engine per instance for `version`, warms each up, and starts their scheduler.
+    pub fn load(
+        entry: &ModelEntry,
+        version: &ModelVersion,
+        context: &LoadContext<'_>,
+    ) -> Result<Arc<ServedModel>> {
+        let fingerprint = Fingerprint::of(entry, version);
+        let (manifest, base) = version.manifest(&entry.dir)?;
+        let path = version.model_path();
+        let mut first = (context.loader)(&path, context.config)?;
+        manifest.check(first.metadata(), &base.join(MANIFEST_FILE))?;
+        let mut labels = BTreeMap::new();
+        for (output, spec) in &manifest.outputs {
+            if let Some(file) = &spec.labels {
+                labels.insert(output.clone(), load_labels(&base.join(file))?);
+            }
+        }
+        let metadata = first.metadata().clone();
+        let warmup = Arc::new(Warmup::for_model(&metadata, &manifest, &base));
+        let note = warmup.run(first.as_mut());
+        if let Some(note) = &note {
+            tracing::warn!(model = entry.name, version = version.number(), "{note}");
+        }
+        let factory =
+            instance_factory(context.loader.clone(), path, context.config.clone(), warmup);
+        let instances = manifest
+            .instances
+            .unwrap_or(context.defaults.instances)
+            .max(1);
+        let (engine, device) = (first.name(), first.device());
+        let mut engines = vec![first];
+        for _ in 1..instances {
+            engines.push(factory()?);
+        }
+        if engines.iter().any(|e| e.device() != device) {
+            return Err(Error::Engine {
+                engine,
+                message: "engine instances started on different devices".into(),
+            });
+        }
+        let policy = batch_policy(&manifest, context.defaults.policy);
+        let batchable = supports_batching(&metadata);
+        let config = SchedulerConfig {
+            policy,
+            batchable,
+            factory,
+            restart: context.supervision.restart,
+            spawn: context.supervision.spawn.clone(),
+            metrics: context.metrics.clone(),
+        };
+        let scheduler = Scheduler::start(&entry.name, engines, config);
+        Ok(Arc::new(ServedModel {
+            name: entry.name.clone(),
+            version: version.number(),
+            metadata,
+            manifest,
+            labels,
+            engine,
+            device,
+            batchable,
+            scheduler,
+            fingerprint,
+            warmup: note,
+        }))
+    }
+
+    /// The most rows merged into one engine run (`None`: batching off).
+    pub fn max_batch_size(&self) -> Option<usize> {
+        let max = self.scheduler.policy().max_batch_size;
+        (self.batchable && max > 0 && self.scheduler.batching()).then_some(max)
+    }
+
+    /// Its engine instances now.
+    pub fn instances(&self) -> InstanceStatus {
+        self.scheduler.status()
+    }
+}
+
+/// The model's batching policy: `model.toml` where it says, the server's defaults otherwise.
+fn batch_policy(manifest: &Manifest, defaults: BatchPolicy) -> BatchPolicy {
+    BatchPolicy {
+        max_batch_size: manifest.max_batch_size.unwrap_or(defaults.max_batch_size),
+        max_queue_delay: manifest
+            .max_queue_delay_us
+            .map(Duration::from_micros)
+            .unwrap_or(defaults.max_queue_delay),
+        max_queue_size: manifest
+            .max_queue_size
+            .unwrap_or(defaults.max_queue_size)
+            .max(1),
+    }
+}
+
+/// Loads and warms a further engine instance of the same file, the same way.
+fn instance_factory(
+    loader: EngineLoader,
+    path: PathBuf,
+    config: EngineConfig,
+    warmup: Arc<Warmup>,
+) -> EngineFactory {
+    Arc::new(move || {
+        let mut engine: Box<dyn Engine> = loader(&path, &config)?;
+        warmup.run(engine.as_mut());
+        Ok(engine)
+    })
+}

@@ -1,0 +1,170 @@
+//! The KServe V2 inference protocol without the transport: a request body (JSON, or
+//! Triton's binary form) in, the encoded response out, with the classification extension.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use destino_core::{DType, TensorData, Tensors};
+
+use crate::blocking::cpu_heavy;
+use crate::error::ApiError;
+use crate::images::{classification_tensor, images_to_tensor};
+use crate::inference::infer as run_inference;
+use crate::served::ServedModel;
+use crate::service::Service;
+use crate::v2::decode::{split_bytes_elements, to_tensor};
+use crate::v2::request::{InferRequest, InputData, RequestInput, parse};
+use crate::v2::response::{EncodedResponse, ResponseOutput, encode};
+
+/// A V2 inference request body (JSON, or JSON then binary tensors when `header_length` is
+/// given) in, the encoded V2 response out: the protocol without the transport.
+pub async fn infer_encoded(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    body: Bytes,
+    header_length: Option<usize>,
+) -> Result<EncodedResponse, ApiError> {
+    let owned = model.clone();
+    let (request, mut inputs, images) = cpu_heavy(body.len(), "decoding the request", move || {
+        decode(&owned, body, header_length)
+    })
+    .await?;
+    let max_pixels = service.options.max_image_pixels;
+    for (name, encoded) in images {
+        let tensor = images_to_tensor(model, &name, encoded, max_pixels).await?;
+        inputs.insert(name, tensor);
+    }
+    let reply = run_inference(service, model, inputs).await?;
+    let outputs = select_outputs(model, &request, reply.outputs)?;
+    let elements = outputs.iter().map(|o| o.tensor.data().len()).sum::<usize>();
+    let (name, version, id) = (model.name.clone(), model.version, request.id);
+    cpu_heavy(elements, "encoding the response", move || {
+        Ok(encode(&name, version, id.as_deref(), &outputs))
+    })
+    .await
+}
+
+/// A parsed request: its tensors, and the encoded images of image inputs (decoded apart,
+/// on the blocking pool, with the model's preprocessing).
+type Decoded = (InferRequest, Tensors, Vec<(String, Vec<Bytes>)>);
+
+fn decode(
+    model: &ServedModel,
+    body: Bytes,
+    header_length: Option<usize>,
+) -> Result<Decoded, ApiError> {
+    let mut request = parse(body, header_length)?;
+    check_requested_outputs(model, &request)?;
+    let mut tensors = Tensors::new();
+    let mut images = Vec::new();
+    for input in std::mem::take(&mut request.inputs) {
+        let is_image = input.datatype == DType::String
+            && model
+                .manifest
+                .inputs
+                .get(&input.name)
+                .is_some_and(|s| s.image.is_some());
+        if is_image {
+            images.push((input.name.clone(), encoded_images(input)?));
+        } else {
+            tensors.insert(input.name.clone(), to_tensor(input)?);
+        }
+    }
+    Ok((request, tensors, images))
+}
+
+fn check_requested_outputs(model: &ServedModel, request: &InferRequest) -> Result<(), ApiError> {
+    let mut seen = BTreeSet::new();
+    for output in &request.outputs {
+        if model.metadata.output(&output.name).is_none() {
+            let known: Vec<&str> = model
+                .metadata
+                .outputs
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect();
+            return Err(ApiError::invalid(format!(
+                "unknown output `{}`; the model's outputs are: {}",
+                output.name,
+                known.join(", ")
+            )));
+        }
+        if !seen.insert(&output.name) {
+            return Err(ApiError::invalid(format!(
+                "output `{}` is requested twice",
+                output.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The encoded images of a BYTES image input: binary elements, or JSON strings holding
+/// base64 (or the raw bytes of the string).
+fn encoded_images(input: RequestInput) -> Result<Vec<Bytes>, ApiError> {
+    use base64::Engine as _;
+    match &input.data {
+        InputData::Binary(bytes) => Ok(split_bytes_elements(&input.name, bytes)?
+            .into_iter()
+            .map(|e| bytes.slice_ref(e))
+            .collect()),
+        InputData::Json(_) | InputData::Decoded(_) => {
+            let tensor = to_tensor(input)?;
+            let TensorData::String(items) = tensor.data() else {
+                return Err(ApiError::invalid("image input must be BYTES"));
+            };
+            Ok(items
+                .iter()
+                .map(|s| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s.trim())
+                        .map(Bytes::from)
+                        .unwrap_or_else(|_| Bytes::from(s.clone().into_bytes()))
+                })
+                .collect())
+        }
+    }
+}
+
+/// The requested outputs (all when none are named), each as binary or JSON, with the
+/// classification extension applied.
+fn select_outputs(
+    model: &ServedModel,
+    request: &InferRequest,
+    mut outputs: Tensors,
+) -> Result<Vec<ResponseOutput>, ApiError> {
+    if request.outputs.is_empty() {
+        return Ok(model
+            .metadata
+            .outputs
+            .iter()
+            .filter_map(|info| {
+                let tensor = outputs.remove(&info.name)?;
+                Some(ResponseOutput {
+                    name: info.name.clone(),
+                    tensor,
+                    binary: request.binary_outputs,
+                })
+            })
+            .collect());
+    }
+    request
+        .outputs
+        .iter()
+        .map(|wanted| {
+            let tensor = outputs.remove(&wanted.name).ok_or_else(|| {
+                ApiError::internal(format!("the engine produced no output `{}`", wanted.name))
+            })?;
+            let tensor = match wanted.classification {
+                Some(k) => classification_tensor(model, &wanted.name, &tensor, k)?,
+                None => tensor,
+            };
+            Ok(ResponseOutput {
+                name: wanted.name.clone(),
+                tensor,
+                binary: wanted.binary.unwrap_or(request.binary_outputs),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,303 @@
+//! Typed reading of JSON tensor `data`: flat or nested arrays go straight into the element
+//! buffer as the request is parsed, each leaf checked against the datatype, with no
+//! `serde_json::Value` tree between.
+
+use std::fmt;
+
+use half::f16;
+use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+
+use crate::v2::datatype::to_v2;
+use destino_core::dtype::DType;
+use destino_core::tensor::TensorData;
+
+/// An element type JSON leaves convert to; `None` refuses the leaf.
+trait JsonElement: Sized {
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+    fn from_u64(_: u64) -> Option<Self> {
+        None
+    }
+    fn from_i64(_: i64) -> Option<Self> {
+        None
+    }
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+}
+
+impl JsonElement for bool {
+    fn from_bool(v: bool) -> Option<Self> {
+        Some(v)
+    }
+}
+
+macro_rules! integers {
+    ($($t:ty),*) => {$(
+        impl JsonElement for $t {
+            fn from_u64(v: u64) -> Option<Self> {
+                v.try_into().ok()
+            }
+            fn from_i64(v: i64) -> Option<Self> {
+                v.try_into().ok()
+            }
+        }
+    )*};
+}
+integers!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+/// Floats take any JSON number, rounded to the nearest value of the type.
+macro_rules! floats {
+    ($($t:ty => $from:expr),*) => {$(
+        impl JsonElement for $t {
+            fn from_u64(v: u64) -> Option<Self> {
+                Some($from(v as f64))
+            }
+            fn from_i64(v: i64) -> Option<Self> {
+                Some($from(v as f64))
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                Some($from(v))
+            }
+        }
+    )*};
+}
+floats!(f16 => f16::from_f64, f32 => |v: f64| v as f32, f64 => |v: f64| v);
+
+impl JsonElement for String {
+    fn from_str(v: &str) -> Option<Self> {
+        Some(v.to_string())
+    }
+}
+
+/// Reads JSON `data` (a scalar, or arrays nested to any depth the deserializer allows) as
+/// `dtype` elements; errors name the input by `label`.
+#[derive(Debug, Clone, Copy)]
+pub struct TypedData<'a> {
+    pub dtype: DType,
+    pub label: &'a str,
+    /// The shape's element count: reserved up front, up to `RESERVED_ELEMENTS`, since a
+    /// claim alone must not allocate.
+    pub claimed: usize,
+}
+
+/// The most elements reserved for JSON `data` before any is read.
+const RESERVED_ELEMENTS: usize = 1 << 16;
+
+impl<'de> DeserializeSeed<'de> for TypedData<'_> {
+    type Value = TensorData;
+
+    fn deserialize<D: Deserializer<'de>>(self, data: D) -> Result<TensorData, D::Error> {
+        macro_rules! read {
+            ($variant:ident) => {
+                TensorData::$variant(read_leaves(data, self)?)
+            };
+        }
+        Ok(match self.dtype {
+            DType::Bool => read!(Bool),
+            DType::U8 => read!(U8),
+            DType::U16 => read!(U16),
+            DType::U32 => read!(U32),
+            DType::U64 => read!(U64),
+            DType::I8 => read!(I8),
+            DType::I16 => read!(I16),
+            DType::I32 => read!(I32),
+            DType::I64 => read!(I64),
+            DType::F16 => read!(F16),
+            DType::F32 => read!(F32),
+            DType::F64 => read!(F64),
+            DType::String => read!(String),
+        })
+    }
+}
+
+fn read_leaves<'de, T: JsonElement, D: Deserializer<'de>>(
+    data: D,
+    typed: TypedData<'_>,
+) -> Result<Vec<T>, D::Error> {
+    let mut out = Vec::with_capacity(typed.claimed.min(RESERVED_ELEMENTS));
+    Leaves {
+        out: &mut out,
+        datatype: to_v2(typed.dtype),
+        label: typed.label,
+    }
+    .deserialize(data)?;
+    Ok(out)
+}
+
+struct Leaves<'v, 'l, T> {
+    out: &'v mut Vec<T>,
+    datatype: &'static str,
+    label: &'l str,
+}
+
+impl<T> Leaves<'_, '_, T> {
+    fn push<E: de::Error>(self, value: Option<T>, shown: impl fmt::Display) -> Result<(), E> {
+        match value {
+            Some(v) => {
+                self.out.push(v);
+                Ok(())
+            }
+            None => Err(E::custom(format!(
+                "{}: element {} is {shown}, not a valid {}",
+                self.label,
+                self.out.len(),
+                self.datatype
+            ))),
+        }
+    }
+}
+
+/// A string leaf as an error shows it: quoted, and cut short when long.
+fn quoted(v: &str) -> String {
+    const SHOWN: usize = 40;
+    match v.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}…", &v[..end]),
+        None => format!("{v:?}"),
+    }
+}
+
+impl<'de, T: JsonElement> DeserializeSeed<'de> for Leaves<'_, '_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, data: D) -> Result<(), D::Error> {
+        data.deserialize_any(self)
+    }
+}
+
+impl<'de, T: JsonElement> Visitor<'de> for Leaves<'_, '_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} elements, flat or in nested arrays", self.datatype)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let Leaves {
+            out,
+            datatype,
+            label,
+        } = self;
+        while items
+            .next_element_seed(Leaves {
+                out: &mut *out,
+                datatype,
+                label,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.push(T::from_bool(v), v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.push(T::from_u64(v), v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.push(T::from_i64(v), v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.push(T::from_f64(v), v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.push(T::from_str(v), quoted(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.push(None, "null")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.push(None, "an object")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(text: &str, dtype: DType) -> Result<TensorData, String> {
+        let typed = TypedData {
+            dtype,
+            label: "input `x`",
+            claimed: 0,
+        };
+        typed
+            .deserialize(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn nested_arrays_flatten_in_row_major_order() {
+        assert_eq!(
+            read("[[1, 2], [3, -4]]", DType::I64),
+            Ok(TensorData::I64(vec![1, 2, 3, -4]))
+        );
+        assert_eq!(
+            read("[[[0.5]], [2]]", DType::F32),
+            Ok(TensorData::F32(vec![0.5, 2.0]))
+        );
+        assert_eq!(
+            read("[1, 65504.0]", DType::F16),
+            Ok(TensorData::F16(vec![f16::ONE, f16::MAX]))
+        );
+        assert_eq!(read("true", DType::Bool), Ok(TensorData::Bool(vec![true])));
+        assert_eq!(
+            read(r#"["a\"b", "é"]"#, DType::String),
+            Ok(TensorData::String(vec!["a\"b".into(), "é".into()]))
+        );
+        let typed = TypedData {
+            dtype: DType::U8,
+            label: "input `x`",
+            claimed: 4,
+        };
+        let value = json!([[1, 2], [3, 4]]);
+        assert_eq!(
+            typed.deserialize(&value).map_err(|e| e.to_string()),
+            Ok(TensorData::U8(vec![1, 2, 3, 4]))
+        );
+    }
+
+    #[test]
+    fn leaves_of_the_wrong_kind_name_their_input_and_index() {
+        let err = read("[1, 300]", DType::U8).unwrap_err();
+        assert!(
+            err.starts_with("input `x`: element 1 is 300, not a valid UINT8"),
+            "{err}"
+        );
+        let err = read("[1.5]", DType::I32).unwrap_err();
+        assert!(err.contains("element 0 is 1.5, not a valid INT32"), "{err}");
+        let err = read("[-1]", DType::U64).unwrap_err();
+        assert!(err.contains("element 0 is -1, not a valid UINT64"), "{err}");
+        let err = read(r#"[1, "1.0"]"#, DType::F32).unwrap_err();
+        assert!(
+            err.contains(r#"element 1 is "1.0", not a valid FP32"#),
+            "{err}"
+        );
+        let err = read("[null]", DType::F32).unwrap_err();
+        assert!(err.contains("element 0 is null"), "{err}");
+        let err = read(r#"[{"a": 1}]"#, DType::Bool).unwrap_err();
+        assert!(err.contains("element 0 is an object"), "{err}");
+        let long = format!("[\"{}\"]", "x".repeat(1000));
+        let err = read(&long, DType::I8).unwrap_err();
+        assert!(err.len() < 120, "{err}");
+    }
+
+    #[test]
+    fn nesting_is_bounded_by_the_deserializer() {
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        let err = read(&deep, DType::F32).unwrap_err();
+        assert!(err.contains("recursion limit"), "{err}");
+    }
+}

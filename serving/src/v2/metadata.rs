@@ -1,0 +1,51 @@
+//! V2 metadata documents: a model's inputs and outputs as the protocol lists them.
+
+use destino_core::metadata::{Dim, TensorInfo};
+use serde_json::{Value, json};
+
+use crate::served::ServedModel;
+use crate::v2::datatype::to_v2;
+
+/// `GET /v2/models/{model}`: name, versions, platform, inputs and outputs (dynamic dims as
+/// -1), and destino's engine, execution provider and batch limit as parameters.
+pub fn model_metadata(model: &ServedModel) -> Value {
+    json!({
+        "name": model.name,
+        "versions": [model.version.to_string()],
+        "platform": "onnx_onnxv1",
+        "inputs": tensors_json(&model.metadata.inputs),
+        "outputs": tensors_json(&model.metadata.outputs),
+        "parameters": {
+            "engine": model.engine,
+            "execution_provider": model.device.to_string(),
+            "max_batch_size": model.max_batch_size().unwrap_or(0),
+        },
+    })
+}
+
+/// `GET /v2`: the server's name, version and protocol extensions.
+pub fn server_metadata() -> Value {
+    json!({
+        "name": "destino",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data", "classification", "model_repository"],
+    })
+}
+
+fn shape_json(info: &TensorInfo) -> Vec<i64> {
+    info.shape.as_ref().map_or_else(Vec::new, |dims| {
+        dims.iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => i64::try_from(*n).unwrap_or(-1),
+                _ => -1,
+            })
+            .collect()
+    })
+}
+
+fn tensors_json(infos: &[TensorInfo]) -> Vec<Value> {
+    infos
+        .iter()
+        .map(|i| json!({ "name": i.name, "datatype": to_v2(i.dtype), "shape": shape_json(i) }))
+        .collect()
+}

@@ -1,0 +1,16 @@
+//! KServe V2 (Open Inference Protocol) with Triton's binary tensor and classification
+//! extensions: parsing requests, typed JSON elements, tensors from inputs, encoding
+//! responses and metadata.
+
+pub mod datatype;
+pub mod decode;
+mod infer;
+pub mod json_elements;
+pub mod metadata;
+pub mod request;
+pub mod response;
+
+pub use infer::infer_encoded;
+
+/// The header that gives the JSON part's length in Triton's binary form.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";

@@ -1,0 +1,325 @@
+//! Parsing a V2 inference request: the JSON object, or Triton's binary form where a JSON
+//! header of `Inference-Header-Content-Length` bytes is followed by raw tensor data.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::v2::datatype::from_v2;
+use crate::v2::json_elements::TypedData;
+use destino_core::dtype::DType;
+use destino_core::tensor::{TensorData, element_count};
+
+/// An inference request whose inputs are not yet tensors.
+#[derive(Debug)]
+pub struct InferRequest {
+    pub id: Option<String>,
+    pub inputs: Vec<RequestInput>,
+    /// Requested outputs; empty means all.
+    pub outputs: Vec<RequestedOutput>,
+    /// `binary_data_output`: send every output as binary unless it says otherwise.
+    pub binary_outputs: bool,
+}
+
+#[derive(Debug)]
+pub struct RequestInput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub datatype: DType,
+    pub data: InputData,
+}
+
+/// Where an input's elements are.
+#[derive(Debug)]
+pub enum InputData {
+    /// `data` read into typed elements while the request was parsed (its `datatype` came
+    /// first, as clients send it).
+    Decoded(TensorData),
+    /// `data`, flat or nested, not yet typed: its `datatype` came after it, or the body is
+    /// Azure's, whose shapes come from the nesting.
+    Json(Value),
+    /// Raw little-endian elements from the binary part of the body.
+    Binary(Bytes),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedOutput {
+    pub name: String,
+    pub binary: Option<bool>,
+    /// Classification extension: answer the top `k` classes instead of the tensor.
+    pub classification: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RequestJson {
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    inputs: Vec<InputJson>,
+    #[serde(default)]
+    outputs: Vec<OutputJson>,
+}
+
+struct InputJson {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    parameters: Map<String, Value>,
+    data: Option<InputData>,
+}
+
+/// Reads an input object in one pass: when `datatype` (and `shape`) precede `data`, the
+/// elements go straight into a typed buffer; otherwise `data` is kept as a JSON value.
+impl<'de> Deserialize<'de> for InputJson {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(InputVisitor)
+    }
+}
+
+struct InputVisitor;
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum InputField {
+    Name,
+    Shape,
+    Datatype,
+    Parameters,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Visitor<'de> for InputVisitor {
+    type Value = InputJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an input object with name, shape, datatype and data")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InputJson, A::Error> {
+        fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), E> {
+            match slot.replace(v) {
+                Some(_) => Err(E::duplicate_field(field)),
+                None => Ok(()),
+            }
+        }
+        let (mut name, mut shape, mut datatype) = (None, None::<Vec<i64>>, None::<String>);
+        let (mut parameters, mut data) = (None, None);
+        while let Some(key) = map.next_key::<InputField>()? {
+            match key {
+                InputField::Name => once(&mut name, "name", map.next_value::<String>()?)?,
+                InputField::Shape => once(&mut shape, "shape", map.next_value()?)?,
+                InputField::Datatype => once(&mut datatype, "datatype", map.next_value()?)?,
+                InputField::Parameters => {
+                    once(&mut parameters, "parameters", map.next_value()?)?;
+                }
+                InputField::Data => {
+                    let dtype = datatype.as_deref().and_then(from_v2);
+                    let value = match dtype {
+                        Some(dtype) => {
+                            let label = match &name {
+                                Some(name) => format!("input `{name}`"),
+                                None => "input data".to_string(),
+                            };
+                            let claimed = shape
+                                .as_deref()
+                                .and_then(|s| s.iter().map(|&d| usize::try_from(d).ok()).collect())
+                                .and_then(|s: Vec<usize>| element_count(&s))
+                                .unwrap_or(0);
+                            let typed = TypedData {
+                                dtype,
+                                label: &label,
+                                claimed,
+                            };
+                            InputData::Decoded(map.next_value_seed(typed)?)
+                        }
+                        None => InputData::Json(map.next_value()?),
+                    };
+                    once(&mut data, "data", value)?;
+                }
+                InputField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(InputJson {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
+            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?,
+            parameters: parameters.unwrap_or_default(),
+            data,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct OutputJson {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+fn bool_parameter(parameters: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match parameters.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(ApiError::invalid(format!(
+            "parameter `{key}` must be a boolean, got {other}"
+        ))),
+    }
+}
+
+fn count_parameter(parameters: &Map<String, Value>, key: &str) -> Result<Option<usize>, ApiError> {
+    match parameters.get(key) {
+        None => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "parameter `{key}` must be a non-negative integer, got {value}"
+                ))
+            }),
+    }
+}
+
+/// Parses `body`; `header_length` is `Inference-Header-Content-Length` when present.
+pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ApiError> {
+    let json_end = header_length.unwrap_or(body.len());
+    if json_end > body.len() {
+        return Err(ApiError::invalid(format!(
+            "Inference-Header-Content-Length is {json_end} but the body has only {} bytes",
+            body.len()
+        )));
+    }
+    let request: RequestJson = serde_json::from_slice(&body[..json_end])
+        .map_err(|e| ApiError::invalid(format!("malformed inference request: {e}")))?;
+    let mut binary = body.slice(json_end..);
+    let mut inputs = Vec::with_capacity(request.inputs.len());
+    for input in request.inputs {
+        if inputs.iter().any(|i: &RequestInput| i.name == input.name) {
+            return Err(ApiError::invalid(format!(
+                "input `{}` appears twice",
+                input.name
+            )));
+        }
+        let datatype = from_v2(&input.datatype).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "input `{}`: unknown datatype `{}` (use BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES)",
+                input.name, input.datatype
+            ))
+        })?;
+        let shape = input
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|_| {
+                ApiError::invalid(format!(
+                    "input `{}`: shape {:?} has a negative dimension",
+                    input.name, input.shape
+                ))
+            })?;
+        let data = match (
+            count_parameter(&input.parameters, "binary_data_size")?,
+            input.data,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "input `{}` has both `data` and `binary_data_size`",
+                    input.name
+                )));
+            }
+            (Some(size), None) => {
+                if size > binary.len() {
+                    return Err(ApiError::invalid(format!(
+                        "input `{}`: binary_data_size {size} exceeds the {} bytes of binary data left",
+                        input.name,
+                        binary.len()
+                    )));
+                }
+                InputData::Binary(binary.split_to(size))
+            }
+            (None, Some(data)) => data,
+            (None, None) => {
+                return Err(ApiError::invalid(format!(
+                    "input `{}` has neither `data` nor `binary_data_size`",
+                    input.name
+                )));
+            }
+        };
+        inputs.push(RequestInput {
+            name: input.name,
+            shape,
+            datatype,
+            data,
+        });
+    }
+    if !binary.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{} bytes of binary data follow the header but no input claims them",
+            binary.len()
+        )));
+    }
+    let outputs = request
+        .outputs
+        .into_iter()
+        .map(|o| {
+            Ok(RequestedOutput {
+                binary: bool_parameter(&o.parameters, "binary_data")?,
+                classification: count_parameter(&o.parameters, "classification")?,
+                name: o.name,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(InferRequest {
+        id: request.id,
+        inputs,
+        outputs,
+        binary_outputs: bool_parameter(&request.parameters, "binary_data_output")?.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_json_and_binary_inputs() {
+        let header = br#"{"id":"7","inputs":[{"name":"a","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}},{"name":"b","shape":[1],"datatype":"BOOL","data":[true]}],"outputs":[{"name":"y","parameters":{"binary_data":true,"classification":3}}]}"#;
+        let mut body = header.to_vec();
+        body.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        let request = parse(Bytes::from(body), Some(header.len())).unwrap();
+        assert_eq!(request.id.as_deref(), Some("7"));
+        assert!(matches!(&request.inputs[0].data, InputData::Binary(b) if b.len() == 8));
+        assert!(matches!(
+            &request.inputs[1].data,
+            InputData::Decoded(TensorData::Bool(b)) if b == &[true]
+        ));
+        assert_eq!(request.outputs[0].classification, Some(3));
+        assert_eq!(request.outputs[0].binary, Some(true));
+    }
+
+    #[test]
+    fn refuses_inconsistent_bodies() {
+        let bad = |body: &str, header: Option<usize>| {
+            parse(Bytes::from(body.to_string()), header)
+                .unwrap_err()
+                .message
+        };
+        assert!(bad("{", None).contains("malformed"));
+        assert!(bad(r#"{"inputs":[]}"#, Some(99)).contains("Inference-Header-Content-Length"));
+        let negative = r#"{"inputs":[{"name":"a","shape":[-1],"datatype":"FP32","data":[]}]}"#;
+        assert!(bad(negative, None).contains("negative"));
+        let twice = r#"{"inputs":[{"name":"a","shape":[0],"datatype":"FP32","data":[]},{"name":"a","shape":[0],"datatype":"FP32","data":[]}]}"#;
+        assert!(bad(twice, None).contains("twice"));
+        let leftover = r#"{"inputs":[]}xyz"#;
+        assert!(bad(leftover, Some(13)).contains("no input claims"));
+        let unknown = r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP8","data":[1]}]}"#;
+        assert!(bad(unknown, None).contains("unknown datatype"));
+    }
+}

@@ -1,0 +1,293 @@
+//! The one routing table every destination serves: KServe V2, Triton's repository extension,
+//! Azure ML routes, image scoring, metrics. The OpenAPI document is generated from it.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use destino_serving::{ApiError, ErrorKind};
+
+use crate::error::{HttpError, InternalError};
+use crate::middleware::{
+    REQUEST_ID, count_responses, error_bodies, read_body_within_deadline, require_api_key,
+};
+use crate::state::AppState;
+use crate::{azure, openapi, repository, v2};
+
+/// What the OpenAPI document says about a route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Request body schema name, for POST routes.
+    pub body: Option<&'static str>,
+}
+
+const fn doc(method: &'static str, path: &'static str, summary: &'static str) -> RouteDoc {
+    RouteDoc {
+        method,
+        path,
+        summary,
+        body: None,
+    }
+}
+
+const fn with_body(mut d: RouteDoc, body: &'static str) -> RouteDoc {
+    d.body = Some(body);
+    d
+}
+
+/// Every route with its documentation.
+pub fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    let infer = "InferenceRequest";
+    let score = "ScoreRequest";
+    let image = "Image";
+    vec![
+        (
+            doc("get", "/v2/health/live", "Server liveness"),
+            get(v2::live),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/health/ready",
+                "Server readiness: 200 once models are loaded and warmed",
+            ),
+            get(v2::ready),
+        ),
+        (
+            doc("get", "/v2", "Server metadata"),
+            get(v2::server_metadata),
+        ),
+        (
+            doc("get", "/v2/models/{model}", "Model metadata"),
+            get(v2::model_metadata),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/{model}/versions/{version}",
+                "Model version metadata",
+            ),
+            get(v2::model_metadata),
+        ),
+        (
+            doc("get", "/v2/models/{model}/ready", "Model readiness"),
+            get(v2::model_ready),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/{model}/versions/{version}/ready",
+                "Model version readiness",
+            ),
+            get(v2::model_ready),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
+                    "/v2/models/{model}/infer",
+                    "Inference (JSON or Triton binary tensors)",
+                ),
+                infer,
+            ),
+            post(v2::infer),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
+                    "/v2/models/{model}/versions/{version}/infer",
+                    "Inference on a version",
+                ),
+                infer,
+            ),
+            post(v2::infer),
+        ),
+        (
+            doc(
+                "post",
+                "/v2/repository/index",
+                "Models of the repository and their states",
+            ),
+            post(repository::index).get(repository::index),
+        ),
+        (
+            doc(
+                "post",
+                "/v2/repository/models/{model}/load",
+                "Load or hot-swap to the newest version",
+            ),
+            post(repository::load),
+        ),
+        (
+            doc(
+                "post",
+                "/v2/repository/models/{model}/unload",
+                "Stop serving a model",
+            ),
+            post(repository::unload),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
+                    "/models/{model}/predict",
+                    "Score an encoded image (raw or multipart): classes out",
+                ),
+                image,
+            ),
+            post(azure::predict_route),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
+                    "/models/{model}/versions/{version}/predict",
+                    "Score an image on a version",
+                ),
+                image,
+            ),
+            post(azure::predict_route),
+        ),
+        (
+            doc("get", "/", "Azure ML liveness: \"Healthy\""),
+            get(azure::healthy),
+        ),
+        (
+            doc(
+                "get",
+                "/ready",
+                "Azure ML readiness: 200 once models are loaded and warmed",
+            ),
+            get(azure::ready),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
+                    "/score",
+                    "Azure ML scoring: {\"data\": ...}, {\"<input>\": ...} or an image",
+                ),
+                score,
+            ),
+            post(azure::score),
+        ),
+        (
+            doc("get", "/swagger.json", "This OpenAPI document"),
+            get(openapi::document),
+        ),
+        (doc("get", "/metrics", "Prometheus metrics"), get(metrics)),
+    ]
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ([(HeaderName, HeaderValue); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.service.registry.metrics().render(),
+    )
+}
+
+/// A router serving only `/metrics`, for a separate metrics port.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn not_found() -> HttpError {
+    HttpError(ApiError::not_found("no such route; see GET /swagger.json"))
+}
+
+async fn method_not_allowed() -> HttpError {
+    HttpError::new(
+        ErrorKind::Unimplemented,
+        "bad_request",
+        "method not allowed on this route",
+    )
+}
+
+/// A handler that panicked: an internal error (details in the panic's log line).
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let mut response = HttpError(ApiError::internal("a handler panicked")).into_response();
+    response.extensions_mut().insert(InternalError);
+    response
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (doc, handler) in table() {
+        router = router.route(doc.path, handler);
+    }
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    let mut router = router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Innermost: bodies are read only for requests that passed the API key check.
+        .layer(from_fn_with_state(state.clone(), read_body_within_deadline))
+        .layer(from_fn_with_state(state.clone(), require_api_key))
+        .layer(from_fn_with_state(state.clone(), count_responses))
+        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        // gzip/deflate request bodies (the limit applies to the decompressed size) and
+        // responses when the client accepts them, as tritonclient can use.
+        .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
+        .layer(CompressionLayer::new().gzip(true).deflate(true))
+        // A bug that panics in a handler answers 500 instead of dropping the connection.
+        .layer(CatchPanicLayer::custom(panicked))
+        // Outside the panic catcher, so a panic's answer names the request id too.
+        .layer(axum::middleware::from_fn(error_bodies))
+        .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = id)
+            },
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    if let Some(cors) = cors(&state.options.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers(Any)
+        .expose_headers([
+            HeaderName::from_static("inference-header-content-length"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    Some(if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok());
+        layer.allow_origin(AllowOrigin::list(list))
+    })
+}

@@ -1,0 +1,24 @@
+//! destino's MQTT 5 transport, for IoT pipelines: messages (encoded images, V2 JSON
+//! requests, `/score` bodies) arrive on subscribed topics; predictions go to a topic derived
+//! from each message's topic, with its MQTT 5 correlation data. Errors carry their kind's
+//! status in the `status` user property (the one place this transport maps them).
+
+pub mod args;
+pub mod bridge;
+pub mod connection;
+pub mod topics;
+
+use std::time::Duration;
+
+use destino_serving::Service;
+
+pub use args::{MqttArgs, Qos};
+pub use connection::options;
+
+/// Runs the bridge once the models are warm (messages wait at the broker until then).
+pub async fn serve(service: Service, args: MqttArgs, options: rumqttc::v5::MqttOptions) {
+    while !service.is_ready() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bridge::run(service, args, options).await;
+}
