@@ -27,6 +27,31 @@ pub async fn infer(
     Ok(reply)
 }
 
+/// Runs `work` on model `name` (the version the request names, or the serving one),
+/// counting the request's one outcome whatever happens.
+pub async fn on_model<T, F, Fut>(
+    service: &Service,
+    name: &str,
+    version: Option<&str>,
+    work: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(Arc<ServedModel>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut record = RequestRecord::start(service, name);
+    record.version(version.unwrap_or_default());
+    let result = match service.registry.get(name, version) {
+        Ok(model) => {
+            record.version(model.version);
+            work(model).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    record.finish(&result);
+    result
+}
+
 /// One inference request's entry in the metrics: exactly one outcome, whatever happens:
 /// success, the failure's reason, or `cancelled` when the request is dropped unanswered
 /// (its client left).

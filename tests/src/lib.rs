@@ -145,6 +145,29 @@ pub fn python_env() -> PathBuf {
     PathBuf::from(last)
 }
 
+/// Runs `tests/python/<script>` in the venv to write generated models into `root`; returns
+/// the names it prints, one per line.
+pub fn generated_models(script: &str, root: &Path) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let output = std::process::Command::new(python_env())
+        .arg(&script)
+        .arg(root)
+        .output()
+        .expect("running a model generator");
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Loads a model on one engine, boxed so tests can treat both engines alike.
 pub type Loader = fn(&Path) -> destino_core::Result<Box<dyn destino_core::Engine>>;
 

@@ -5,29 +5,14 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use std::path::Path;
-use std::process::Command;
 
 use destino_core::{Error, Tensor, Tensors};
 use destino_tests::server::{TestServer, add_model};
-use destino_tests::{ENGINES, python_env};
+use destino_tests::{ENGINES, generated_models};
 
 /// Writes the hostile models into `root` and returns their names.
 fn hostile_models(root: &Path) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/hostile_models.py");
-    let output = Command::new(python_env())
-        .arg(script)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "hostile_models.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    generated_models("hostile_models.py", root)
 }
 
 #[test]

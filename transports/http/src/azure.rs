@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use destino_serving::inference::on_model;
 use destino_serving::score::{answer, body_inputs, image_inputs};
 use destino_serving::{ApiError, RequestRecord, ServedModel};
 use serde::Deserialize;
@@ -66,20 +67,11 @@ pub async fn predict_route(
     Query(query): Query<ScoreQuery>,
     request: Request,
 ) -> Response {
-    let mut record = RequestRecord::start(&state.service, &path.model);
-    record.version(path.version.clone().unwrap_or_default());
-    let result = match state
-        .service
-        .registry
-        .get(&path.model, path.version.as_deref())
-    {
-        Ok(model) => {
-            record.version(model.version);
-            predict(&state, &model, query.top_k, request).await
-        }
-        Err(e) => Err(e.into()),
-    };
-    record.finish(&result);
+    let version = path.version.as_deref();
+    let result = on_model(&state.service, &path.model, version, async |model| {
+        predict(&state, &model, query.top_k, request).await
+    })
+    .await;
     respond(result)
 }
 

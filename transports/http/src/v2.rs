@@ -8,8 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use destino_serving::inference::on_model;
 use destino_serving::v2::{HEADER_LENGTH, infer_encoded, metadata};
-use destino_serving::{ApiError, RegistryError, RequestRecord, ServedModel};
+use destino_serving::{ApiError, RegistryError, ServedModel};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -80,20 +81,11 @@ pub async fn infer(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    let mut record = RequestRecord::start(&state.service, &path.model);
-    record.version(path.version.clone().unwrap_or_default());
-    let result = match state
-        .service
-        .registry
-        .get(&path.model, path.version.as_deref())
-    {
-        Ok(model) => {
-            record.version(model.version);
-            infer_inner(&state, model, &headers, body).await
-        }
-        Err(e) => Err(e.into()),
-    };
-    record.finish(&result);
+    let version = path.version.as_deref();
+    let result = on_model(&state.service, &path.model, version, async |model| {
+        infer_inner(&state, model, &headers, body).await
+    })
+    .await;
     result.unwrap_or_else(|e| HttpError(e).into_response())
 }
 

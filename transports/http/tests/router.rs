@@ -108,6 +108,22 @@ async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
     true
 }
 
+/// A request the engine holds (its gate closed) until `control.open()`; and the runs that
+/// came before it (the warm-up's).
+fn hold_the_engine(
+    app: &Router,
+    control: &Arc<FakeControl>,
+) -> (tokio::task::JoinHandle<(StatusCode, Value)>, usize) {
+    let before = control.runs().len();
+    control.close();
+    let holding = tokio::spawn({
+        let app = app.clone();
+        async move { infer(&app, 1.0).await }
+    });
+    assert!(control.wait_for_runs(before + 1, PATIENCE));
+    (holding, before)
+}
+
 /// The value of one series of `/metrics`, 0 when absent.
 async fn metric(app: &Router, series: &str) -> f64 {
     let (_, text) = call(app, "GET", "/metrics", Vec::new()).await;
@@ -182,13 +198,7 @@ async fn a_request_that_times_out_is_counted_once() {
     let dir = repository("");
     let control = FakeControl::new();
     let (app, service) = app(dir.path(), &control, Some(Duration::from_millis(50)));
-    let warm_up = control.runs().len();
-    control.close();
-    let holding = tokio::spawn({
-        let app = app.clone();
-        async move { infer(&app, 1.0).await }
-    });
-    assert!(control.wait_for_runs(warm_up + 1, PATIENCE));
+    let (holding, _) = hold_the_engine(&app, &control);
     let (status, _) = infer(&app, 2.0).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     control.open();
@@ -213,13 +223,7 @@ async fn a_client_that_leaves_is_counted_once_as_cancelled() {
     let dir = repository("");
     let control = FakeControl::new();
     let (app, service) = app(dir.path(), &control, None);
-    let warm_up = control.runs().len();
-    control.close();
-    let holding = tokio::spawn({
-        let app = app.clone();
-        async move { infer(&app, 1.0).await }
-    });
-    assert!(control.wait_for_runs(warm_up + 1, PATIENCE));
+    let (holding, warm_up) = hold_the_engine(&app, &control);
     // The client gives up while its request waits in the queue.
     let gone = tokio::time::timeout(Duration::from_millis(20), infer(&app, 2.0)).await;
     assert!(gone.is_err());

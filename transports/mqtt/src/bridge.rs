@@ -89,7 +89,10 @@ struct Context {
 struct Answer {
     topic: String,
     payload: Vec<u8>,
+    /// The outcome in user properties: `status` (200, or the error kind's status code, as
+    /// the HTTP API answers) and, for errors, `kind`. The one place this transport maps errors.
     status: u16,
+    kind: Option<&'static str>,
     header_length: Option<usize>,
 }
 
@@ -123,6 +126,9 @@ impl Context {
             ("status".to_string(), answer.status.to_string()),
             ("source_topic".to_string(), topic.clone()),
         ];
+        if let Some(kind) = answer.kind {
+            user_properties.push(("kind".to_string(), kind.to_string()));
+        }
         if let Some(length) = answer.header_length {
             user_properties.push((
                 "Inference-Header-Content-Length".to_string(),
@@ -184,6 +190,7 @@ impl Context {
                     .unwrap_or_else(|| self.args.predictions().render(filter, topic)),
                 payload: encoded.body,
                 status: 200,
+                kind: None,
                 header_length: encoded.header_length,
             },
             Err(e) => {
@@ -198,6 +205,7 @@ impl Context {
                         .unwrap_or_else(|| self.args.errors().render(filter, topic)),
                     payload: body.to_string().into_bytes(),
                     status: e.kind.status_code(),
+                    kind: Some(e.kind.as_str()),
                     header_length: None,
                 }
             }
