@@ -155,6 +155,7 @@ impl Instance {
                 }
             };
             self.shared.health.up(self.index);
+            self.report_readiness();
             let started = Instant::now();
             let mut worker = Worker::new(current, self.shared.clone(), self.receiver.clone());
             let outcome = catch_unwind(AssertUnwindSafe(|| worker.run()));
@@ -192,6 +193,17 @@ impl Instance {
             "{reason}; restarting"
         );
         self.shared.health.down(self.index, reason);
+        self.report_readiness();
+    }
+
+    /// `destino_model_ready` follows whether any instance serves (while this version does).
+    fn report_readiness(&self) {
+        if !self.shared.closed.load(Ordering::Acquire) {
+            let ready = self.shared.health.live() > 0;
+            self.shared
+                .metrics
+                .set_model_ready(&self.shared.model, ready);
+        }
     }
 
     /// Waits `delay` before a restart. While no instance serves, requests in the queue are

@@ -173,6 +173,8 @@ async fn a_model_with_no_engine_running_is_unavailable_and_says_why() {
     );
     let (_, index) = call(&app, "POST", "/v2/repository/index", Vec::new()).await;
     assert_eq!(index[0]["state"], "UNAVAILABLE", "{index}");
+    let ready_metric = "destino_model_ready{model=\"fake\"}";
+    assert_eq!(metric(&app, ready_metric).await, 0.0);
     assert!(
         index[0]["reason"].as_str().unwrap().contains("restarting"),
         "{index}"
@@ -191,6 +193,7 @@ async fn a_model_with_no_engine_running_is_unavailable_and_says_why() {
     );
     let (status, body) = infer(&app, 1.0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(metric(&app, ready_metric).await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
