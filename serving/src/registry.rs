@@ -196,18 +196,20 @@ impl Registry {
                     serving: served.version.to_string(),
                 })
             }
+            // Checked without a lock first: this runs on every request.
+            _ if served.scheduler.live() > 0 => Ok(served.clone()),
             _ => {
                 let status = served.instances();
-                if status.live == 0 {
-                    return Err(RegistryError::NotReady {
-                        name: name.to_string(),
-                        reason: format!(
-                            "no engine running ({}); restarting",
-                            status.problem.unwrap_or_default()
-                        ),
-                    });
+                if status.live > 0 {
+                    return Ok(served.clone());
                 }
-                Ok(served.clone())
+                Err(RegistryError::NotReady {
+                    name: name.to_string(),
+                    reason: format!(
+                        "no engine running ({}); restarting",
+                        status.problem.unwrap_or_default()
+                    ),
+                })
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Which engine instances of a model serve, and why the others do not.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// A model's engine instances at one moment.
@@ -11,10 +12,12 @@ pub struct InstanceStatus {
     pub problem: Option<String>,
 }
 
-/// Per instance: `None` while it serves, the reason while it does not.
+/// Per instance: `None` while it serves, the reason while it does not; and how many serve,
+/// readable without a lock on every request.
 #[derive(Debug)]
 pub(super) struct Health {
     down: Mutex<Vec<Option<String>>>,
+    live: AtomicUsize,
 }
 
 impl Health {
@@ -22,6 +25,7 @@ impl Health {
     pub(super) fn new(instances: usize) -> Health {
         Health {
             down: Mutex::new(vec![None; instances]),
+            live: AtomicUsize::new(instances),
         }
     }
 
@@ -38,11 +42,12 @@ impl Health {
         if let Some(slot) = down.get_mut(index) {
             *slot = state;
         }
+        let live = down.iter().filter(|d| d.is_none()).count();
+        self.live.store(live, Ordering::Release);
     }
 
     pub(super) fn live(&self) -> usize {
-        let down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
-        down.iter().filter(|d| d.is_none()).count()
+        self.live.load(Ordering::Acquire)
     }
 
     pub(super) fn status(&self) -> InstanceStatus {

@@ -177,6 +177,11 @@ impl Scheduler {
         self.shared.depth.load(Ordering::Relaxed)
     }
 
+    /// How many engine instances serve now (no lock: checked on every request).
+    pub fn live(&self) -> usize {
+        self.shared.health.live()
+    }
+
     /// How many engine instances serve, and why the others do not. Retries instances whose
     /// thread could not start, when their backoff has passed.
     pub fn status(&self) -> InstanceStatus {
@@ -193,12 +198,14 @@ impl Scheduler {
         timeout: Option<Duration>,
     ) -> Result<Reply, ServeError> {
         let model = &self.shared.model;
-        let status = self.status();
-        if status.live == 0 {
-            return Err(ServeError::EngineDown {
-                model: model.clone(),
-                reason: status.problem.unwrap_or_else(|| "starting".into()),
-            });
+        if self.live() == 0 {
+            let status = self.status();
+            if status.live == 0 {
+                return Err(ServeError::EngineDown {
+                    model: model.clone(),
+                    reason: status.problem.unwrap_or_else(|| "starting".into()),
+                });
+            }
         }
         let capacity = self.shared.policy.max_queue_size;
         let admitted = self

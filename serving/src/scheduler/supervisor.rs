@@ -5,7 +5,7 @@
 //! instead of waiting for their timeout.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,8 @@ pub(super) struct Supervisor {
     restart: RestartPolicy,
     spawn: Spawn,
     pending: Mutex<Vec<Pending>>,
+    /// Whether `pending` holds anything: the per-request check takes no lock.
+    has_pending: AtomicBool,
 }
 
 impl Supervisor {
@@ -81,6 +83,7 @@ impl Supervisor {
             restart: config.restart,
             spawn: config.spawn.clone(),
             pending: Mutex::default(),
+            has_pending: AtomicBool::new(false),
         }
     }
 
@@ -104,20 +107,24 @@ impl Supervisor {
             self.shared.health.down(index, reason);
             let due = Instant::now() + delay;
             let pending = Pending { index, due, delay };
-            self.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(pending);
+            let mut all = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            all.push(pending);
+            self.has_pending.store(true, Ordering::Release);
         }
     }
 
     /// Starts again the instances whose thread could not start, once their backoff passed.
     pub(super) fn retry_pending(&self) {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return;
+        }
         let due: Vec<Pending> = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             let (due, later) = pending.drain(..).partition(|p| p.due <= now);
             *pending = later;
+            self.has_pending
+                .store(!pending.is_empty(), Ordering::Release);
             due
         };
         for p in due {
