@@ -16,9 +16,11 @@ use clap::{Args, ValueEnum};
 use destino_core::Result;
 use destino_core::engine::{EngineConfig, EngineLoader};
 use destino_core::repository::Repository;
+use destino_grpc::GrpcOptions;
 use destino_http::{AppState, HttpOptions, ServeOptions};
 use destino_serving::background::load_in_background;
 use destino_serving::{BatchPolicy, Metrics, Registry, Service, ServiceOptions, ServingDefaults};
+use tokio::sync::watch;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,7 +50,10 @@ pub struct ServeArgs {
     /// HTTP port (0 picks a free one; the chosen address is printed).
     #[arg(long, env = "DESTINO_HTTP_PORT", default_value_t = 8000)]
     pub http_port: u16,
-    /// Address the HTTP server binds.
+    /// gRPC port (Triton's default); 0 turns gRPC off. It binds --http-address too.
+    #[arg(long, env = "DESTINO_GRPC_PORT", default_value_t = 8001)]
+    pub grpc_port: u16,
+    /// Address the HTTP (and gRPC) server binds.
     #[arg(long, env = "DESTINO_HTTP_ADDRESS", default_value = "0.0.0.0")]
     pub http_address: IpAddr,
     /// Also serve /metrics on this port (it is always on the HTTP port).
@@ -149,6 +154,15 @@ impl ServeArgs {
         }
     }
 
+    /// Where gRPC listens, unless it is off (`--grpc-port 0`).
+    pub fn grpc_options(&self) -> Option<GrpcOptions> {
+        (self.grpc_port != 0).then(|| GrpcOptions {
+            address: SocketAddr::new(self.http_address, self.grpc_port),
+            max_message_bytes: self.max_body_bytes,
+            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+        })
+    }
+
     /// How often `--watch` polls the repository, when it is on.
     pub fn watch_interval(&self) -> Option<Duration> {
         self.watch
@@ -224,15 +238,35 @@ impl ServeArgs {
         let state = AppState::new(service.clone(), self.http_options());
         let options = self.serve_options();
         let address = options.address;
-        let watch = self.watch_interval();
+        let watch_interval = self.watch_interval();
+        let grpc = self.grpc_options();
+        let grace = options.shutdown_grace;
         let served = self.runtime(defaults).and_then(|runtime| {
             runtime.block_on(async {
-                load_in_background(service.registry.clone(), watch);
-                let http = destino_http::serve(state, options, shutdown_signal(service.clone()));
+                load_in_background(service.registry.clone(), watch_interval);
+                let (stop, stopped) = watch::channel(false);
+                let signals = service.clone();
+                tokio::spawn(async move {
+                    shutdown_signal(signals).await;
+                    let _ = stop.send(true);
+                });
+                let http = destino_http::serve(state, options, until(stopped.clone()));
+                let grpc_service = service.clone();
+                let grpc = async move {
+                    match grpc {
+                        Some(grpc) => {
+                            let serving =
+                                destino_grpc::serve(grpc_service, grpc, until(stopped.clone()));
+                            within_grace(serving, stopped.clone(), grace).await
+                        }
+                        None => Ok(()),
+                    }
+                };
+                let transports = async { tokio::try_join!(http, grpc).map(drop) };
                 let served = match transport {
-                    None => http.await,
+                    None => transports.await,
                     Some(transport) => tokio::select! {
-                        served = http => served,
+                        served = transports => served,
                         () = transport(service) => Ok(()),
                     },
                 };
@@ -246,6 +280,29 @@ impl ServeArgs {
                 eprintln!("{}: cannot serve on {address}: {e}", defaults.program);
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// Completes once `stopped` turns true.
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// `serving`, cut short `grace` after shutdown starts (long streams must not hold it).
+async fn within_grace(
+    serving: impl Future<Output = std::io::Result<()>>,
+    stopped: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    tokio::select! {
+        served = serving => served,
+        () = async {
+            until(stopped).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "gRPC drain deadline passed; closing remaining calls");
+            Ok(())
         }
     }
 }

@@ -2,7 +2,7 @@
 //! place a request's outcome is counted.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use destino_core::Tensors;
 
@@ -11,19 +11,23 @@ use crate::metrics::Metrics;
 use crate::scheduler::Reply;
 use crate::served::ServedModel;
 use crate::service::Service;
+use crate::stats::Stats;
 
 /// Validates `inputs` against the model, then runs them through its queue. A request with
 /// more rows than the model's batch limit is not refused: it runs alone.
+/// `timeout`, when given, shortens the server's request timeout (a client's own deadline).
 pub async fn infer(
     service: &Service,
     model: &Arc<ServedModel>,
     inputs: Tensors,
+    timeout: Option<Duration>,
 ) -> Result<Reply, ApiError> {
     model.metadata.validate_inputs(&inputs)?;
-    let reply = model
-        .scheduler
-        .infer(inputs, service.options.request_timeout)
-        .await?;
+    let limit = match (service.options.request_timeout, timeout) {
+        (Some(server), Some(client)) => Some(server.min(client)),
+        (server, client) => server.or(client),
+    };
+    let reply = model.scheduler.infer(inputs, limit).await?;
     Ok(reply)
 }
 
@@ -43,7 +47,7 @@ where
     record.version(version.unwrap_or_default());
     let result = match service.registry.get(name, version) {
         Ok(model) => {
-            record.version(model.version);
+            record.served(&model);
             work(model).await
         }
         Err(e) => Err(e.into()),
@@ -60,6 +64,8 @@ pub struct RequestRecord {
     metrics: Metrics,
     model: String,
     version: String,
+    /// The serving version's statistics, once it is known.
+    stats: Option<Arc<Stats>>,
     started: Instant,
     finished: bool,
 }
@@ -70,14 +76,21 @@ impl RequestRecord {
             metrics: service.metrics().clone(),
             model: model.to_string(),
             version: String::new(),
+            stats: None,
             started: Instant::now(),
             finished: false,
         }
     }
 
-    /// The version that serves the request, once it is known.
+    /// The version the request names, before it is known to serve.
     pub fn version(&mut self, version: impl ToString) {
         self.version = version.to_string();
+    }
+
+    /// The version that serves the request.
+    pub fn served(&mut self, model: &ServedModel) {
+        self.version = model.version.to_string();
+        self.stats = Some(model.stats.clone());
     }
 
     pub fn finish<T>(mut self, result: &Result<T, ApiError>) {
@@ -88,6 +101,9 @@ impl RequestRecord {
     fn record(&mut self, failure: Option<&str>) {
         self.finished = true;
         let elapsed = self.started.elapsed();
+        if let Some(stats) = &self.stats {
+            stats.request(failure.is_none(), elapsed);
+        }
         self.metrics
             .record_request(&self.model, &self.version, failure, elapsed);
     }

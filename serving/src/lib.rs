@@ -8,6 +8,7 @@
 pub mod background;
 pub mod batch;
 pub mod blocking;
+pub mod config;
 pub mod device;
 pub mod error;
 pub mod images;
@@ -19,6 +20,7 @@ pub mod scheduler;
 pub mod score;
 pub mod served;
 pub mod service;
+pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod v2;

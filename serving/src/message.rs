@@ -26,7 +26,7 @@ pub async fn score_message(
     top_k: Option<usize>,
 ) -> Result<EncodedResponse, ApiError> {
     let mut record = RequestRecord::start(service, &model.name);
-    record.version(model.version);
+    record.served(model);
     let result = score(service, model, payload, top_k).await;
     record.finish(&result);
     result

@@ -58,7 +58,7 @@ pub async fn answer(
     top_k: Option<usize>,
     inputs: Tensors,
 ) -> Result<Value, ApiError> {
-    let reply = infer(service, model, inputs).await?;
+    let reply = infer(service, model, inputs, None).await?;
     let top_k = top_k.or(service.options.default_top_k);
     Ok(json!({
         "model_name": model.name,

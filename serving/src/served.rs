@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::scheduler::{
     BatchPolicy, EngineFactory, InstanceStatus, RestartPolicy, Scheduler, SchedulerConfig, Spawn,
 };
+use crate::stats::Stats;
 use crate::warmup::{Warmup, WarmupNote};
 
 /// Serving defaults, overridden per model by `model.toml`.
@@ -114,6 +115,10 @@ pub struct ServedModel {
     pub fingerprint: Fingerprint,
     /// What went wrong warming the first instance up, if anything (it serves regardless).
     pub warmup: WarmupNote,
+    /// Triton's statistics of this version.
+    pub stats: Arc<Stats>,
+    /// Engine instances serving it.
+    pub instance_count: usize,
 }
 
 impl ServedModel {
@@ -159,6 +164,7 @@ impl ServedModel {
         }
         let policy = batch_policy(&manifest, context.defaults.policy);
         let batchable = supports_batching(&metadata);
+        let stats = Arc::new(Stats::default());
         let config = SchedulerConfig {
             policy,
             batchable,
@@ -166,6 +172,7 @@ impl ServedModel {
             restart: context.supervision.restart,
             spawn: context.supervision.spawn.clone(),
             metrics: context.metrics.clone(),
+            stats: stats.clone(),
         };
         let scheduler = Scheduler::start(&entry.name, engines, config);
         Ok(Arc::new(ServedModel {
@@ -180,6 +187,8 @@ impl ServedModel {
             scheduler,
             fingerprint,
             warmup: note,
+            stats,
+            instance_count: instances,
         }))
     }
 

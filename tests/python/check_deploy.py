@@ -334,13 +334,16 @@ class Server:
     def __init__(self, server, args, env, paths, where):
         self.where = where
         self.port = free_port()
+        self.grpc_port = free_port()
         args = [self.map(a, paths) for a in args]
-        args = [re.sub(r"^--http-port=\d+$", f"--http-port={self.port}", a) for a in args]
-        if "--http-port" in args:
-            args[args.index("--http-port") + 1] = str(self.port)
+        for name, port in (("http-port", self.port), ("grpc-port", self.grpc_port)):
+            args = [re.sub(rf"^--{name}=\d+$", f"--{name}={port}", a) for a in args]
+            if f"--{name}" in args:
+                args[args.index(f"--{name}") + 1] = str(port)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("DESTINO_", "AZUREML_"))}
         child_env.update({k: self.map(v, paths) for k, v in env.items()})
         child_env["DESTINO_HTTP_PORT"] = str(self.port)
+        child_env["DESTINO_GRPC_PORT"] = str(self.grpc_port)
         child_env["DESTINO_HTTP_ADDRESS"] = "127.0.0.1"
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen([server, *args], env=child_env, stdout=self.log, stderr=subprocess.STDOUT)

@@ -2,7 +2,7 @@
 //! restart), and a blocking MQTT 5 client that collects what it receives.
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::mpsc::{Receiver, channel};
@@ -42,7 +42,7 @@ impl Broker {
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )
         .expect("broker folder permissions");
-        let port = free_port();
+        let port = crate::server::free_port();
         let config = format!(
             "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
              allow_anonymous true\nlog_dest stderr\n{extra}\n",
@@ -119,13 +119,6 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// A received message: topic, payload, correlation data and user properties.

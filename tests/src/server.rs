@@ -20,6 +20,14 @@ pub fn testing_edge() -> bool {
     server_program() == "destino-edge"
 }
 
+/// A TCP port free on 127.0.0.1 now (closed again, for a server to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// The shared models a test repository serves, by name.
 pub const SHARED_MODELS: [&str; 4] = [
     "efficientnet_lite0",
@@ -189,6 +197,16 @@ impl TestServer {
         server
     }
 
+    /// Starts the server with gRPC on a free port, waits until ready; returns it and the
+    /// gRPC address (`127.0.0.1:PORT`).
+    pub fn start_with_grpc(repository: &Path, args: &[&str]) -> (TestServer, String) {
+        let port = free_port().to_string();
+        let mut all = vec!["--grpc-port", port.as_str()];
+        all.extend_from_slice(args);
+        let server = TestServer::start(repository, &all);
+        (server, format!("127.0.0.1:{port}"))
+    }
+
     /// Starts the server without waiting for readiness.
     pub fn spawn(repository: &Path, args: &[&str]) -> TestServer {
         let mut command = Command::new(binary(&server_program()));
@@ -219,6 +237,13 @@ impl TestServer {
     }
 
     fn spawn_command(mut command: Command) -> TestServer {
+        // gRPC only where a test asks for it (`--grpc-port`): servers run side by side.
+        if !command
+            .get_envs()
+            .any(|(key, _)| key == "DESTINO_GRPC_PORT")
+        {
+            command.env("DESTINO_GRPC_PORT", "0");
+        }
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::batch::batch_rows;
 use crate::metrics::Metrics;
+use crate::stats::Stats;
 
 pub use health::InstanceStatus;
 pub use supervisor::{RestartPolicy, Spawn, std_spawn};
@@ -89,6 +90,7 @@ struct Shared {
     depth: AtomicUsize,
     health: Health,
     metrics: Metrics,
+    stats: Arc<Stats>,
     /// Set when the scheduler is dropped: instances stop instead of restarting.
     closed: AtomicBool,
 }
@@ -110,6 +112,7 @@ pub struct SchedulerConfig {
     pub restart: RestartPolicy,
     pub spawn: Spawn,
     pub metrics: Metrics,
+    pub stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for SchedulerConfig {
@@ -150,6 +153,7 @@ impl Scheduler {
             depth: AtomicUsize::new(0),
             health: Health::new(engines.len()),
             metrics: config.metrics.clone(),
+            stats: config.stats.clone(),
             closed: AtomicBool::new(false),
         });
         let supervisor = Supervisor::new(shared.clone(), receiver, &config);

@@ -34,6 +34,7 @@ fn config(control: &Arc<FakeControl>, max_batch_size: usize, spawn: Spawn) -> Sc
         },
         spawn,
         metrics: Metrics::new(),
+        stats: Arc::default(),
     }
 }
 

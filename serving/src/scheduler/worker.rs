@@ -150,9 +150,9 @@ impl Worker {
         let started = Instant::now();
         let model = &self.shared.model;
         for job in &batch {
-            self.shared
-                .metrics
-                .observe_queued(model, started - job.enqueued);
+            let waited = started - job.enqueued;
+            self.shared.metrics.observe_queued(model, waited);
+            self.shared.stats.queued(waited);
         }
         self.shared.metrics.observe_batch(model, batch.len());
         let outputs = if batch.len() == 1 {
@@ -161,6 +161,10 @@ impl Worker {
         } else {
             self.run_batch(&batch)
         };
+        let rows = batch.iter().map(|j| j.rows.unwrap_or(1)).sum();
+        self.shared
+            .stats
+            .compute_infer(rows, batch.len(), started.elapsed());
         self.reply(batch, outputs, started);
     }
 

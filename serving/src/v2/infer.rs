@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use destino_core::{DType, TensorData, Tensors};
 
+use crate::batch::batch_rows;
 use crate::blocking::cpu_heavy;
 use crate::error::ApiError;
 use crate::images::{classification_tensor, images_to_tensor};
@@ -25,9 +27,37 @@ pub async fn infer_encoded(
     body: Bytes,
     header_length: Option<usize>,
 ) -> Result<EncodedResponse, ApiError> {
+    let size = body.len();
+    let request = move || parse(body, header_length);
+    let (id, outputs) = infer_request(service, model, size, request, None).await?;
+    let elements = outputs.iter().map(|o| o.tensor.data().len()).sum::<usize>();
+    let started = Instant::now();
+    let (name, version, stats) = (model.name.clone(), model.version, model.stats.clone());
+    cpu_heavy(elements, "encoding the response", move || {
+        let encoded = encode(&name, version, id.as_deref(), &outputs);
+        stats.compute_output(rows_of(&outputs), started.elapsed());
+        Ok(encoded)
+    })
+    .await
+}
+
+/// A V2 request in (made by `request`: parsed from a body, or built from protobuf), its
+/// id and selected outputs out; `size` (bytes) decides whether decoding leaves the executor,
+/// and `timeout` shortens the server's request timeout (a client's deadline).
+pub async fn infer_request<F>(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    size: usize,
+    request: F,
+    timeout: Option<Duration>,
+) -> Result<(Option<String>, Vec<ResponseOutput>), ApiError>
+where
+    F: FnOnce() -> Result<InferRequest, ApiError> + Send + 'static,
+{
+    let started = Instant::now();
     let owned = model.clone();
-    let (request, mut inputs, images) = cpu_heavy(body.len(), "decoding the request", move || {
-        decode(&owned, body, header_length)
+    let (request, mut inputs, images) = cpu_heavy(size, "decoding the request", move || {
+        decode(&owned, request()?)
     })
     .await?;
     let max_pixels = service.options.max_image_pixels;
@@ -35,26 +65,26 @@ pub async fn infer_encoded(
         let tensor = images_to_tensor(model, &name, encoded, max_pixels).await?;
         inputs.insert(name, tensor);
     }
-    let reply = run_inference(service, model, inputs).await?;
+    let rows = batch_rows(&inputs).unwrap_or(1);
+    model.stats.compute_input(rows, started.elapsed());
+    let reply = run_inference(service, model, inputs, timeout).await?;
     let outputs = select_outputs(model, &request, reply.outputs)?;
-    let elements = outputs.iter().map(|o| o.tensor.data().len()).sum::<usize>();
-    let (name, version, id) = (model.name.clone(), model.version, request.id);
-    cpu_heavy(elements, "encoding the response", move || {
-        Ok(encode(&name, version, id.as_deref(), &outputs))
-    })
-    .await
+    Ok((request.id, outputs))
+}
+
+/// The rows of a response (axis 0 of its first output), for the per-batch-size statistics.
+pub fn rows_of(outputs: &[ResponseOutput]) -> usize {
+    outputs
+        .first()
+        .and_then(|o| o.tensor.shape().first().copied())
+        .unwrap_or(1)
 }
 
 /// A parsed request: its tensors, and the encoded images of image inputs (decoded apart,
 /// on the blocking pool, with the model's preprocessing).
 type Decoded = (InferRequest, Tensors, Vec<(String, Vec<Bytes>)>);
 
-fn decode(
-    model: &ServedModel,
-    body: Bytes,
-    header_length: Option<usize>,
-) -> Result<Decoded, ApiError> {
-    let mut request = parse(body, header_length)?;
+fn decode(model: &ServedModel, mut request: InferRequest) -> Result<Decoded, ApiError> {
     check_requested_outputs(model, &request)?;
     let mut tensors = Tensors::new();
     let mut images = Vec::new();

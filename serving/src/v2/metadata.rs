@@ -32,7 +32,8 @@ pub fn server_metadata() -> Value {
     })
 }
 
-fn shape_json(info: &TensorInfo) -> Vec<i64> {
+/// A tensor's declared shape as the protocol lists it: -1 for a free dim.
+pub fn shape_json(info: &TensorInfo) -> Vec<i64> {
     info.shape.as_ref().map_or_else(Vec::new, |dims| {
         dims.iter()
             .map(|d| match d {

@@ -10,7 +10,7 @@ pub mod metadata;
 pub mod request;
 pub mod response;
 
-pub use infer::infer_encoded;
+pub use infer::{infer_encoded, infer_request, rows_of};
 
 /// The header that gives the JSON part's length in Triton's binary form.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";

@@ -53,7 +53,7 @@ pub async fn score(
         Err(e) => return HttpError(e).into_response(),
     };
     let mut record = RequestRecord::start(&state.service, &model.name);
-    record.version(model.version);
+    record.served(&model);
     let result = predict(&state, &model, query.top_k, request).await;
     record.finish(&result);
     respond(result)
