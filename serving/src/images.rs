@@ -134,10 +134,20 @@ pub fn classification_tensor(
         top_k: k,
     });
     spec.top_k = k;
+    // As Triton ranks: each batch row's whole contents for a batching model, the whole
+    // tensor for a model without batching.
+    let total = tensor.data().len();
+    let rows = match (model.max_batch_size(), tensor.shape().first()) {
+        (Some(_), Some(&rows)) if rows > 0 => rows,
+        _ => 1,
+    };
+    let (_, data) = tensor.clone().into_parts();
+    let matrix = Tensor::new(vec![rows, total / rows.max(1)], data)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let labels = model.labels.get(output).map(Vec::as_slice);
-    let rows = classify(tensor, &spec, labels)?;
-    let k = rows.first().map_or(0, Vec::len);
-    let strings: Vec<String> = rows
+    let ranked = classify(&matrix, &spec, labels)?;
+    let k = ranked.first().map_or(0, Vec::len);
+    let strings: Vec<String> = ranked
         .iter()
         .flatten()
         .map(|c| match &c.label {
@@ -145,10 +155,9 @@ pub fn classification_tensor(
             None => format!("{}:{}", c.score, c.index),
         })
         .collect();
-    let mut shape: Vec<usize> = tensor.shape().to_vec();
-    match shape.last_mut() {
-        Some(last) => *last = k,
-        None => shape.push(k),
-    }
+    let shape = match model.max_batch_size() {
+        Some(_) => vec![rows, k],
+        None => vec![k],
+    };
     Tensor::new(shape, strings).map_err(|e| ApiError::internal(e.to_string()))
 }

@@ -43,9 +43,12 @@ pub struct IndexEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("unknown model `{0}`")]
+    /// Worded as Triton words it (its client examples match on it), then destino's detail.
+    #[error("Request for unknown model: '{0}' is not found")]
     UnknownModel(String),
-    #[error("model `{name}` has no version {version} loaded (serving: {serving})")]
+    #[error(
+        "Request for unknown model: '{name}' version {version} is not found (serving: version {serving})"
+    )]
     UnknownVersion {
         name: String,
         version: String,
@@ -57,6 +60,21 @@ pub enum RegistryError {
     InvalidName(String),
     #[error("loading model `{name}` failed: {source}")]
     Load { name: String, source: Error },
+}
+
+/// Load parameters (Triton's `config`, `file:...`) are refused, not ignored: destino loads
+/// the newest version of the model's folder as the repository holds it.
+pub fn refuse_load_parameters<'a>(
+    names: impl Iterator<Item = &'a String>,
+) -> Result<(), crate::error::ApiError> {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::ApiError::invalid(format!(
+        "load parameters are not supported ({}): destino loads the newest version from the model repository; put the files there",
+        names.join(", ")
+    )))
 }
 
 #[derive(Debug, Default)]

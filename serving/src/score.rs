@@ -3,11 +3,13 @@
 //! model, shapes from the nesting) or encoded images in; classes or nested arrays out.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use destino_core::metadata::{ModelMetadata, Tensors};
 use serde_json::{Value, json};
 
+use crate::batch::batch_rows;
 use crate::blocking::cpu_heavy;
 use crate::error::{ApiError, ErrorKind};
 use crate::images::{image_input, images_to_tensor, outputs_json};
@@ -15,6 +17,7 @@ use crate::inference::infer;
 use crate::served::ServedModel;
 use crate::service::Service;
 use crate::v2::decode::to_tensor;
+use crate::v2::depth::check_depth;
 use crate::v2::request::{InputData, RequestInput};
 
 /// `/score` and `/predict` for a body that is not multipart: a JSON object
@@ -25,8 +28,9 @@ pub async fn score_body(
     top_k: Option<usize>,
     body: Bytes,
 ) -> Result<Value, ApiError> {
+    let decoding = Instant::now();
     let inputs = body_inputs(service, model, body).await?;
-    answer(service, model, top_k, inputs).await
+    answer(service, model, top_k, inputs, decoding).await
 }
 
 /// The tensors a body that is not multipart carries: a JSON object, or one encoded image.
@@ -51,19 +55,25 @@ pub fn starts_json_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// Runs `inputs` and answers classes or nested arrays per output.
+/// Runs `inputs` (decoded since `decoding`) and answers classes or nested arrays per output.
 pub async fn answer(
     service: &Service,
     model: &Arc<ServedModel>,
     top_k: Option<usize>,
     inputs: Tensors,
+    decoding: Instant,
 ) -> Result<Value, ApiError> {
+    let rows = batch_rows(&inputs).unwrap_or(1);
+    model.stats.compute_input(rows, decoding.elapsed());
     let reply = infer(service, model, inputs, None).await?;
     let top_k = top_k.or(service.options.default_top_k);
+    let encoding = Instant::now();
+    let outputs = outputs_json(model, &reply.outputs, top_k)?;
+    model.stats.compute_output(rows, encoding.elapsed());
     Ok(json!({
         "model_name": model.name,
         "model_version": model.version.to_string(),
-        "outputs": outputs_json(model, &reply.outputs, top_k)?,
+        "outputs": outputs,
     }))
 }
 
@@ -91,6 +101,7 @@ pub async fn image_inputs(
 /// Inputs from `{"data": nested}` or `{"<input>": nested, ...}`; dtypes come from the model,
 /// shapes from the nesting (a missing leading batch axis of 1 is added).
 pub fn json_inputs(metadata: &ModelMetadata, body: &[u8]) -> Result<Tensors, ApiError> {
+    check_depth(body)?;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?;
     let Value::Object(fields) = value else {

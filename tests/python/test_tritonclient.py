@@ -8,12 +8,14 @@ Exits non-zero when any test fails.
 """
 
 import argparse
+import asyncio
 import os
 import sys
 import unittest
 
 import numpy as np
 import tritonclient.http as httpclient
+import tritonclient.http.aio as aiohttpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 URL = ""  # host:port, set by main()
@@ -276,6 +278,37 @@ class TritonClientTest(unittest.TestCase):
                     result = request.get_result(timeout=120)
                     self.assertEqual(result.get_response().get("id"), str(i))
                     self.assert_outputs(result, expected)
+
+
+class AsyncioClientTest(unittest.TestCase):
+    """`tritonclient.http.aio`, which reads every response with aiohttp: compressed ones only
+    where it asked for them."""
+
+    def test_health_metadata_and_concurrent_inference(self):
+        async def run():
+            async with aiohttpclient.InferenceServerClient(URL) as client:
+                self.assertTrue(await client.is_server_live())
+                self.assertTrue(await client.is_server_ready())
+                meta = await client.get_model_metadata("sklearn_digits_rf")
+                self.assertEqual(meta["name"], "sklearn_digits_rf")
+                index = await client.get_model_repository_index()
+                self.assertEqual({m["name"] for m in index}, set(CASES))
+                calls = [
+                    client.infer(model, make_inputs(reference(model)[0], True), request_id=model)
+                    for model in CASES
+                ]
+                return await asyncio.gather(*calls)
+
+        results = asyncio.run(run())
+        for model, result in zip(CASES, results):
+            with self.subTest(model=model):
+                self.assertEqual(result.get_response()["id"], model)
+                for name, want in reference(model)[1].items():
+                    got = result.as_numpy(name)
+                    if np.issubdtype(want.dtype, np.floating):
+                        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=name)
+                    else:
+                        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 def main():

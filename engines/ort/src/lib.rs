@@ -215,6 +215,13 @@ impl Engine for OrtEngine {
         let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
             Vec::with_capacity(inputs.len());
         for (name, tensor) in inputs {
+            if let TensorData::String(strings) = tensor.data()
+                && let Some(i) = strings.iter().position(|s| s.contains('\0'))
+            {
+                return Err(Error::InvalidTensor(format!(
+                    "input `{name}`: BYTES element {i} holds a NUL byte, which ONNX Runtime's strings cannot hold"
+                )));
+            }
             values.push((
                 Cow::Borrowed(name.as_str()),
                 to_ort(tensor).map_err(engine_error)?,

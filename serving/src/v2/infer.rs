@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use destino_core::metadata::{Dim, TensorInfo};
 use destino_core::{DType, TensorData, Tensors};
 
 use crate::batch::batch_rows;
@@ -28,7 +29,11 @@ pub async fn infer_encoded(
     header_length: Option<usize>,
 ) -> Result<EncodedResponse, ApiError> {
     let size = body.len();
-    let request = move || parse(body, header_length);
+    let raw_input = (header_length == Some(0)).then(|| model.metadata.inputs.clone());
+    let request = move || match raw_input {
+        Some(inputs) => raw_request(&inputs, body),
+        None => parse(body, header_length),
+    };
     let (id, outputs) = infer_request(service, model, size, request, None).await?;
     let elements = outputs.iter().map(|o| o.tensor.data().len()).sum::<usize>();
     let started = Instant::now();
@@ -70,6 +75,66 @@ where
     let reply = run_inference(service, model, inputs, timeout).await?;
     let outputs = select_outputs(model, &request, reply.outputs)?;
     Ok((request.id, outputs))
+}
+
+/// Triton's raw binary request (`Inference-Header-Content-Length: 0`): the whole body is the
+/// data of the model's single input, its dtype the declared one, its shape the declared one
+/// with the one free dim (if any) told from the byte size. Outputs come back as JSON.
+fn raw_request(inputs: &[TensorInfo], body: Bytes) -> Result<InferRequest, ApiError> {
+    let [input] = inputs else {
+        return Err(ApiError::invalid(format!(
+            "a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input; this one has {}",
+            inputs.len()
+        )));
+    };
+    let name = &input.name;
+    let dims = input.shape.as_deref().ok_or_else(|| {
+        ApiError::invalid(format!(
+            "input `{name}` declares no rank: send a JSON header with its shape"
+        ))
+    })?;
+    let elements = match input.dtype.size_of() {
+        Some(size) if body.len() % size == 0 => body.len() / size,
+        Some(size) => {
+            return Err(ApiError::invalid(format!(
+                "input `{name}`: {} bytes are not a whole number of {size}-byte elements",
+                body.len()
+            )));
+        }
+        None => split_bytes_elements(name, &body)?.len(),
+    };
+    let fixed: usize = dims
+        .iter()
+        .filter_map(|d| match d {
+            Dim::Fixed(n) => Some(*n),
+            _ => None,
+        })
+        .product();
+    let free = dims.iter().filter(|d| !matches!(d, Dim::Fixed(_))).count();
+    if free > 1 || (free == 1 && (fixed == 0 || elements % fixed != 0)) {
+        return Err(ApiError::invalid(format!(
+            "input `{name}` has shape {}: its shape cannot be told from {elements} elements; send a JSON header",
+            input.shape_text()
+        )));
+    }
+    let shape = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            _ => elements / fixed,
+        })
+        .collect();
+    Ok(InferRequest {
+        id: None,
+        inputs: vec![RequestInput {
+            name: name.clone(),
+            shape,
+            datatype: input.dtype,
+            data: InputData::Binary(body),
+        }],
+        outputs: Vec::new(),
+        binary_outputs: false,
+    })
 }
 
 /// The rows of a response (axis 0 of its first output), for the per-batch-size statistics.

@@ -4,6 +4,7 @@
 
 pub mod datatype;
 pub mod decode;
+pub mod depth;
 mod infer;
 pub mod json_elements;
 pub mod metadata;

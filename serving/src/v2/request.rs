@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::v2::datatype::from_v2;
+use crate::v2::depth::check_depth;
 use crate::v2::json_elements::TypedData;
 use destino_core::dtype::DType;
 use destino_core::tensor::{TensorData, element_count};
@@ -196,6 +197,7 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
             body.len()
         )));
     }
+    check_depth(&body[..json_end])?;
     let request: RequestJson = serde_json::from_slice(&body[..json_end])
         .map_err(|e| ApiError::invalid(format!("malformed inference request: {e}")))?;
     let mut binary = body.slice(json_end..);

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use destino_serving::registry::refuse_load_parameters;
 use destino_serving::v2::metadata::server_metadata;
-use destino_serving::{ApiError, ErrorKind, ModelState, Service};
+use destino_serving::{ApiError, ModelState, Service};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -331,21 +332,4 @@ impl GrpcInferenceService for Grpc {
     ) -> Result<Response<LogSettingsResponse>, Status> {
         Err(unsupported("log settings over the API (use --log-level)"))
     }
-}
-
-/// Load parameters destino does not support are refused, not ignored: it loads the newest
-/// version of the model's folder, as the repository holds it.
-pub fn refuse_load_parameters<'a>(keys: impl Iterator<Item = &'a String>) -> Result<(), ApiError> {
-    let keys: Vec<&str> = keys.map(String::as_str).collect();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        ErrorKind::InvalidArgument,
-        "bad_request",
-        format!(
-            "load parameters are not supported ({}): destino loads the newest version from the model repository; put the files there",
-            keys.join(", ")
-        ),
-    ))
 }

@@ -2,12 +2,13 @@
 //! scoring routes; the protocol itself is `destino_serving::score`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use destino_serving::inference::on_model;
 use destino_serving::score::{answer, body_inputs, image_inputs};
 use destino_serving::{ApiError, RequestRecord, ServedModel};
@@ -16,6 +17,7 @@ use serde_json::Value;
 
 use crate::body::RawBody;
 use crate::error::HttpError;
+use crate::router::InferenceResult;
 use crate::state::AppState;
 use crate::v2::ModelPath;
 
@@ -77,7 +79,7 @@ pub async fn predict_route(
 
 fn respond(result: Result<Value, ApiError>) -> Response {
     match result {
-        Ok(value) => Json(value).into_response(),
+        Ok(value) => (Extension(InferenceResult), Json(value)).into_response(),
         Err(e) => HttpError(e).into_response(),
     }
 }
@@ -110,6 +112,7 @@ async fn predict(
     // JSON is recognised by its first byte, not the Content-Type: `curl -d` labels JSON as a
     // form and `--data-binary @cat.jpg` labels an image the same way.
     let service = &state.service;
+    let decoding = Instant::now();
     let inputs = if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(request, state)
             .await
@@ -121,7 +124,7 @@ async fn predict(
             .map_err(|e| e.0)?;
         body_inputs(service, model, body).await?
     };
-    answer(service, model, top_k, inputs).await
+    answer(service, model, top_k, inputs, decoding).await
 }
 
 async fn multipart_files(mut multipart: Multipart) -> Result<Vec<Bytes>, ApiError> {

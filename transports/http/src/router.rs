@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -94,6 +95,46 @@ pub fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 "Model version readiness",
             ),
             get(v2::model_ready),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/stats",
+                "Statistics of every model served",
+            ),
+            get(v2::all_statistics),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/{model}/stats",
+                "Model statistics (Triton's extension)",
+            ),
+            get(v2::model_statistics),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/{model}/versions/{version}/stats",
+                "Model version statistics",
+            ),
+            get(v2::model_statistics),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/{model}/config",
+                "Model configuration (Triton's)",
+            ),
+            get(v2::model_config),
+        ),
+        (
+            doc(
+                "get",
+                "/v2/models/{model}/versions/{version}/config",
+                "Model version configuration",
+            ),
+            get(v2::model_config),
         ),
         (
             with_body(
@@ -225,6 +266,19 @@ async fn method_not_allowed() -> HttpError {
     )
 }
 
+/// Marks a response that carries an inference result: the only kind compressed.
+#[derive(Debug, Clone, Copy)]
+pub struct InferenceResult;
+
+fn carries_inference_result(
+    status: axum::http::StatusCode,
+    _: axum::http::Version,
+    _: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> bool {
+    status.is_success() && extensions.get::<InferenceResult>().is_some()
+}
+
 /// A handler that panicked: an internal error (details in the panic's log line).
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     let mut response = HttpError(ApiError::internal("a handler panicked")).into_response();
@@ -246,10 +300,15 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), require_api_key))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
-        // gzip/deflate request bodies (the limit applies to the decompressed size) and
-        // responses when the client accepts them, as tritonclient can use.
+        // gzip/deflate request bodies (the limit applies to the decompressed size); responses
+        // are compressed as Triton does: inference results only, when the client accepts it.
         .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
-        .layer(CompressionLayer::new().gzip(true).deflate(true))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .deflate(true)
+                .compress_when(DefaultPredicate::new().and(carries_inference_result)),
+        )
         // A bug that panics in a handler answers 500 instead of dropping the connection.
         .layer(CatchPanicLayer::custom(panicked))
         // Outside the panic catcher, so a panic's answer names the request id too.

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use destino_serving::config::ModelConfig;
 use destino_serving::inference::on_model;
 use destino_serving::v2::{HEADER_LENGTH, infer_encoded, metadata};
 use destino_serving::{ApiError, RegistryError, ServedModel};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::body::RawBody;
 use crate::error::HttpError;
+use crate::router::InferenceResult;
 use crate::state::AppState;
 
 /// `{model}` with an optional `{version}` from the route.
@@ -54,6 +56,41 @@ pub async fn model_metadata(
         .registry
         .get(&path.model, path.version.as_deref())?;
     Ok(Json(metadata::model_metadata(&model)))
+}
+
+/// Triton's statistics of every served model version.
+pub async fn all_statistics(State(state): State<AppState>) -> Json<Value> {
+    let stats: Vec<Value> = state
+        .service
+        .registry
+        .served()
+        .iter()
+        .map(|m| m.stats.snapshot().to_json(&m.name, m.version))
+        .collect();
+    Json(json!({ "model_stats": stats }))
+}
+
+pub async fn model_statistics(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<Value>, HttpError> {
+    let model = state
+        .service
+        .registry
+        .get(&path.model, path.version.as_deref())?;
+    let stats = model.stats.snapshot().to_json(&model.name, model.version);
+    Ok(Json(json!({ "model_stats": [stats] })))
+}
+
+pub async fn model_config(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<Value>, HttpError> {
+    let model = state
+        .service
+        .registry
+        .get(&path.model, path.version.as_deref())?;
+    Ok(Json(ModelConfig::of(&model).to_json()))
 }
 
 pub async fn model_ready(
@@ -109,6 +146,7 @@ async fn infer_inner(
     };
     let encoded = infer_encoded(&state.service, &model, body, header_length).await?;
     let mut response = encoded.body.into_response();
+    response.extensions_mut().insert(InferenceResult);
     let content_type = match encoded.header_length {
         Some(length) => {
             response
