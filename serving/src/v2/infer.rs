@@ -94,7 +94,7 @@ fn raw_request(inputs: &[TensorInfo], body: Bytes) -> Result<InferRequest, ApiEr
         ))
     })?;
     let elements = match input.dtype.size_of() {
-        Some(size) if body.len() % size == 0 => body.len() / size,
+        Some(size) if body.len().is_multiple_of(size) => body.len() / size,
         Some(size) => {
             return Err(ApiError::invalid(format!(
                 "input `{name}`: {} bytes are not a whole number of {size}-byte elements",
@@ -111,7 +111,7 @@ fn raw_request(inputs: &[TensorInfo], body: Bytes) -> Result<InferRequest, ApiEr
         })
         .product();
     let free = dims.iter().filter(|d| !matches!(d, Dim::Fixed(_))).count();
-    if free > 1 || (free == 1 && (fixed == 0 || elements % fixed != 0)) {
+    if free > 1 || (free == 1 && (fixed == 0 || !elements.is_multiple_of(fixed))) {
         return Err(ApiError::invalid(format!(
             "input `{name}` has shape {}: its shape cannot be told from {elements} elements; send a JSON header",
             input.shape_text()
