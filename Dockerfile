@@ -54,7 +54,8 @@ ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
     DESTINO_DEVICE=cuda \
     DESTINO_HTTP_PORT=8000
 USER destino
-EXPOSE 8000
+# HTTP, and gRPC (--grpc-port; 0 turns it off).
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
   CMD destino-server probe "http://127.0.0.1:${DESTINO_HTTP_PORT:-8000}/v2/health/ready"
 STOPSIGNAL SIGTERM
@@ -73,7 +74,8 @@ WORKDIR /
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
     DESTINO_HTTP_PORT=8000
 USER destino
-EXPOSE 8000
+# HTTP, and gRPC (--grpc-port; 0 turns it off).
+EXPOSE 8000 8001
 # Shell form, so the probe follows DESTINO_HTTP_PORT.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD destino-server probe "http://127.0.0.1:${DESTINO_HTTP_PORT:-8000}/v2/health/ready"

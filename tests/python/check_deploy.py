@@ -219,8 +219,18 @@ def listen_port(container):
     return int(port) if port else image_default_port()
 
 
+GRPC_DEFAULT_PORT = 8001  # destino's --grpc-port default, Triton's
+
+
+def grpc_listen_port(container):
+    """The gRPC port in this container (flag, then env, then the default); None when off."""
+    port = flag(container.get("args", []), "grpc-port") or env_of(container).get("DESTINO_GRPC_PORT")
+    port = int(port) if port else GRPC_DEFAULT_PORT
+    return port or None
+
+
 def probe_port(probe, container, where):
-    port = probe["httpGet"]["port"]
+    port = (probe.get("httpGet") or probe.get("grpc"))["port"]
     if isinstance(port, str):
         named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
         if port not in named:
@@ -234,12 +244,18 @@ def probes(container):
 
 
 def check_container(container, where):
-    port = listen_port(container)
-    declared = [p["containerPort"] for p in container.get("ports", [])]
-    if port not in declared:
+    port, grpc = listen_port(container), grpc_listen_port(container)
+    ports = container.get("ports", [])
+    declared = [p["containerPort"] for p in ports]
+    grpc_named = [p["containerPort"] for p in ports if p.get("name") in ("grpc", "h2c")]
+    if port not in declared and not grpc_named:
         raise Failure(f"{where}: the server listens on {port}, the container declares {declared}")
+    for named in grpc_named:
+        if named != grpc:
+            raise Failure(f"{where}: port {named} is named for gRPC, which listens on {grpc}")
     for kind, probe in probes(container).items():
-        if probe_port(probe, container, f"{where}.{kind}") != port:
+        expected = grpc if "grpc" in probe else port
+        if probe_port(probe, container, f"{where}.{kind}") != expected:
             raise Failure(f"{where}.{kind}: probes a port the server does not listen on")
 
 
@@ -354,6 +370,21 @@ class Server:
             value = re.sub(rf"(^|=){re.escape(inside)}(?=/|$)", rf"\g<1>{outside}", value)
         return value
 
+    def grpc_health(self, service=""):
+        """grpc.health.v1's answer for `service` on this server's gRPC port."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
+            except grpc.RpcError as e:
+                raise Failure(f"{self.where}: gRPC health of {service!r}: {e.code()}")
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            raise Failure(f"{self.where}: gRPC health of {service!r} is {answer.status}")
+        print(f"  {self.where}: gRPC health {service!r} -> SERVING")
+
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
@@ -390,9 +421,13 @@ def run_container(server, container, paths, where, image, extra):
     try:
         container_probes = probes(container)
         first = container_probes.get("startupProbe") or container_probes.get("readinessProbe")
-        instance.wait_ready(first["httpGet"]["path"] if first else "/v2/health/ready")
+        http_first = first and "httpGet" in first
+        instance.wait_ready(first["httpGet"]["path"] if http_first else "/v2/health/ready")
         for probe in container_probes.values():
-            instance.expect(probe["httpGet"]["path"])
+            if "grpc" in probe:
+                instance.grpc_health(probe["grpc"].get("service", ""))
+            else:
+                instance.expect(probe["httpGet"]["path"])
         instance.expect("/models/efficientnet_lite0/predict", image, "image/png", "espresso")
         for path in extra:
             instance.expect(path)
@@ -462,7 +497,7 @@ def self_test():
     isvc = next((n, d) for n, d in kserve if d["kind"] == "InferenceService")
 
     broken = copy.deepcopy(deployment[1])
-    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/"
+    broken["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["httpGet"]["paht"] = "/"
     expect_failure("Kubernetes unknown field", lambda: validate_kubernetes(deployment[0], broken))
     broken = copy.deepcopy(deployment[1])
     broken["spec"]["replicas"] = "two"
@@ -478,10 +513,14 @@ def self_test():
     expect_failure("KServe wrong type", lambda: validate_kserve_resource(runtime[0], broken, definitions))
     broken = copy.deepcopy(isvc[1])
     broken["spec"]["predictor"]["model"]["runtime"] = "triton"
-    expect_failure("InferenceService runtime", lambda: check_consistency(kubernetes, kserve[:1] + [(isvc[0], broken)], azure))
+    runtimes = [(n, d) for n, d in kserve if d["kind"] == "ServingRuntime"]
+    expect_failure("InferenceService runtime", lambda: check_consistency(kubernetes, runtimes + [(isvc[0], broken)], azure))
     broken = copy.deepcopy(deployment[1])
     broken["spec"]["template"]["spec"]["containers"][0]["args"] = ["serve", "--http-port=9000"]
     expect_failure("probe port", lambda: check_consistency([(deployment[0], broken)], [], []))
+    broken = copy.deepcopy(deployment[1])
+    broken["spec"]["template"]["spec"]["containers"][0]["args"] = ["serve", "--grpc-port=9001"]
+    expect_failure("gRPC probe port", lambda: check_consistency([(deployment[0], broken)], [], []))
     source = os.path.join(DEPLOY, "azureml", "deployment.yml")
     with open(source) as f:
         text = f.read()
