@@ -1,7 +1,8 @@
 # Shared by bench/run, bench/soak and bench/overload (source it from the repository root):
 #   start_server [destino-server serve flags...]
 # builds the release binaries, serves the four shared models from a temporary repository on
-# a free port, and sets $url and $server (the pid); the server is killed on exit.
+# a free port (gRPC on another), and sets $url, $grpc (host:port) and $server (the pid); the
+# server is killed on exit.
 set -euo pipefail
 scripts/fetch-onnxruntime >/dev/null
 cargo build --release --locked -p destino-server -p destino-bench 2>&1 | tail -1 >&2
@@ -17,8 +18,9 @@ cp models/efficientnet_lite0/model.toml models/efficientnet_lite0/labels.txt "$r
 
 start_server() {
   log="$repo/server.log"
+  grpc="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   target/release/destino-server serve --model-repository "$repo" --http-address 127.0.0.1 \
-    --http-port 0 --log-level warn "$@" >"$log" 2>&1 &
+    --http-port 0 --grpc-port "${grpc##*:}" --log-level warn "$@" >"$log" 2>&1 &
   server=$!
   until grep -q '^ready:' "$log"; do sleep 0.2; kill -0 "$server"; done
   url="$(sed -n 's/^destino listening on //p' "$log")"

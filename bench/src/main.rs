@@ -9,6 +9,8 @@
 //! `bench/run` starts a release server and calls this for the models and concurrencies of
 //! the README table.
 
+mod grpc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,9 @@ struct Args {
     /// Where the model's `model.toml` is (for `--image`).
     #[arg(long, default_value = "models")]
     manifests: PathBuf,
+    /// Send the reference tensors over gRPC to this address (host:port), raw contents.
+    #[arg(long)]
+    grpc: Option<String>,
 }
 
 /// What one client sends, over and over.
@@ -182,17 +187,31 @@ fn main() -> Result<()> {
         ms(engine.p50),
         ms(engine.p99)
     );
+    let grpc_request = args
+        .grpc
+        .as_ref()
+        .map(|_| grpc::request(&args.model, &inputs));
     for &concurrency in &args.concurrency {
-        let http = over_http(&args, &request, concurrency);
+        let (http, protocol) = match (&args.grpc, &grpc_request) {
+            (Some(address), Some(message)) => (
+                grpc::load(address, message, concurrency, args.seconds)?,
+                "gRPC raw",
+            ),
+            _ => (over_http(&args, &request, concurrency), request.protocol),
+        };
         let errors = if http.errors > 0 {
             format!(" ({} errors)", http.errors)
         } else {
             String::new()
         };
         println!(
-            "| {} | HTTP {} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
+            "| {} | {} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
             args.model,
-            request.protocol,
+            if protocol.starts_with("gRPC") {
+                protocol.to_string()
+            } else {
+                format!("HTTP {protocol}")
+            },
             http.per_second,
             ms(http.p50),
             ms(http.p99),
