@@ -1,7 +1,8 @@
 //! The `serve` flags both binaries share, and the launch sequence behind them: logging, the
-//! model registry, the async runtime, loading in the background, the transports (HTTP, and
-//! one more a binary brings, such as MQTT), and shutdown on SIGTERM. A binary brings only
-//! its engine loader, its transports and its defaults for the machine it targets.
+//! model registry, the async runtime, loading in the background, the transports (HTTP, gRPC
+//! when built in, and one more a binary brings, such as MQTT), and shutdown on SIGTERM. A
+//! binary brings only its engine loader, its transports and its defaults for the machine it
+//! targets.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -16,11 +17,12 @@ use clap::{Args, ValueEnum};
 use destino_core::Result;
 use destino_core::engine::{EngineConfig, EngineLoader};
 use destino_core::repository::Repository;
-use destino_grpc::GrpcOptions;
 use destino_http::{AppState, HttpOptions, ServeOptions};
 use destino_serving::background::load_in_background;
 use destino_serving::{BatchPolicy, Metrics, Registry, Service, ServiceOptions, ServingDefaults};
 use tokio::sync::watch;
+
+use crate::grpc;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +53,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DESTINO_HTTP_PORT", default_value_t = 8000)]
     pub http_port: u16,
     /// gRPC port (Triton's default); 0 turns gRPC off. It binds --http-address too.
+    #[cfg(feature = "grpc")]
     #[arg(long, env = "DESTINO_GRPC_PORT", default_value_t = 8001)]
     pub grpc_port: u16,
     /// Address the HTTP (and gRPC) server binds.
@@ -154,15 +157,6 @@ impl ServeArgs {
         }
     }
 
-    /// Where gRPC listens, unless it is off (`--grpc-port 0`).
-    pub fn grpc_options(&self) -> Option<GrpcOptions> {
-        (self.grpc_port != 0).then(|| GrpcOptions {
-            address: SocketAddr::new(self.http_address, self.grpc_port),
-            max_message_bytes: self.max_body_bytes,
-            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
-        })
-    }
-
     /// How often `--watch` polls the repository, when it is on.
     pub fn watch_interval(&self) -> Option<Duration> {
         self.watch
@@ -239,7 +233,6 @@ impl ServeArgs {
         let options = self.serve_options();
         let address = options.address;
         let watch_interval = self.watch_interval();
-        let grpc = self.grpc_options();
         let grace = options.shutdown_grace;
         let served = self.runtime(defaults).and_then(|runtime| {
             runtime.block_on(async {
@@ -251,17 +244,7 @@ impl ServeArgs {
                     let _ = stop.send(true);
                 });
                 let http = destino_http::serve(state, options, until(stopped.clone()));
-                let grpc_service = service.clone();
-                let grpc = async move {
-                    match grpc {
-                        Some(grpc) => {
-                            let serving =
-                                destino_grpc::serve(grpc_service, grpc, until(stopped.clone()));
-                            within_grace(serving, stopped.clone(), grace).await
-                        }
-                        None => Ok(()),
-                    }
-                };
+                let grpc = grpc::front_door(self, service.clone(), stopped.clone(), grace);
                 let transports = async { tokio::try_join!(http, grpc).map(drop) };
                 let served = match transport {
                     None => transports.await,
@@ -285,26 +268,8 @@ impl ServeArgs {
 }
 
 /// Completes once `stopped` turns true.
-async fn until(mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn until(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
-}
-
-/// `serving`, cut short `grace` after shutdown starts (long streams must not hold it).
-async fn within_grace(
-    serving: impl Future<Output = std::io::Result<()>>,
-    stopped: watch::Receiver<bool>,
-    grace: Duration,
-) -> std::io::Result<()> {
-    tokio::select! {
-        served = serving => served,
-        () = async {
-            until(stopped).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(?grace, "gRPC drain deadline passed; closing remaining calls");
-            Ok(())
-        }
-    }
 }
 
 /// A transport served beside HTTP (the MQTT bridge), given the service once HTTP listens.

@@ -1,8 +1,10 @@
-//! What both binaries' command lines share: the `serve` flags and start-up (`launch.rs`),
+//! What both binaries' command lines share: the `serve` flags and start-up (`launch.rs`; the
+//! gRPC front door, behind the default `grpc` feature, in `grpc.rs`),
 //! the offline commands' flags (`offline.rs`), the container health probe (`probe.rs`), and
 //! glibc allocator tuning at start (`memory.rs`). The binaries only pick engines,
 //! transports and defaults.
 
+mod grpc;
 pub mod launch;
 pub mod memory;
 pub mod offline;
