@@ -34,47 +34,56 @@ pub fn request(model: &str, inputs: &Tensors) -> ModelInferRequest {
     }
 }
 
-/// Closed-loop load on `address` (`host:port`) for `seconds`.
+/// Closed-loop load on `address` (`host:port`) for `seconds`. Like the HTTP rows' blocking
+/// clients, each client is one thread (here with its own single-threaded runtime), so the
+/// load generator costs the same per client on both protocols.
 pub fn load(
     address: &str,
     request: &ModelInferRequest,
     concurrency: usize,
     seconds: f64,
 ) -> Result<Stats> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (address, request) = (format!("http://{address}"), request.clone());
+            std::thread::spawn(move || one_client(address, request, deadline))
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for client in clients {
+        let (l, e) = client
+            .join()
+            .map_err(|_| anyhow::anyhow!("a gRPC client thread panicked"))??;
+        latencies.extend(l);
+        errors += e;
+    }
+    Ok(stats(latencies, start.elapsed(), errors))
+}
+
+/// One connection sending `request` until `deadline`: its latencies and its error count.
+fn one_client(
+    address: String,
+    request: ModelInferRequest,
+    deadline: Instant,
+) -> Result<(Vec<Duration>, usize)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-        let start = Instant::now();
-        let mut clients = Vec::new();
-        for _ in 0..concurrency {
-            let channel = Channel::from_shared(format!("http://{address}"))?
-                .connect()
-                .await?;
-            let mut client = GrpcInferenceServiceClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX);
-            let request = request.clone();
-            clients.push(tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    match client.model_infer(request.clone()).await {
-                        Ok(_) => latencies.push(t.elapsed()),
-                        Err(_) => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            }));
-        }
+    runtime.block_on(async move {
+        let channel = Channel::from_shared(address)?.connect().await?;
+        let mut client = GrpcInferenceServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
         let (mut latencies, mut errors) = (Vec::new(), 0);
-        for client in clients {
-            let (l, e) = client.await?;
-            latencies.extend(l);
-            errors += e;
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            match client.model_infer(request.clone()).await {
+                Ok(_) => latencies.push(t.elapsed()),
+                Err(_) => errors += 1,
+            }
         }
-        Ok(stats(latencies, start.elapsed(), errors))
+        Ok((latencies, errors))
     })
 }
