@@ -18,50 +18,20 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as aiohttpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+import references
+from references import ATOL, CASES, RTOL, TIGER_CAT
+
 URL = ""  # host:port, set by main()
 SHARED = ""  # reference directory, set by main()
-ATOL, RTOL = 1e-4, 1e-3
-TIGER_CAT = 282
-
-# model -> ({input name: reference file}, {output name: reference file})
-CASES = {
-    "sklearn_digits_rf": (
-        {"X": "sklearn_digits_rf.input.npy"},
-        {
-            "label": "sklearn_digits_rf.output.label.npy",
-            "probabilities": "sklearn_digits_rf.output.probabilities.npy",
-        },
-    ),
-    "efficientnet_lite0": (
-        {"input": "efficientnet_lite0.input.npy"},
-        {"logits": "efficientnet_lite0.output.npy"},
-    ),
-    "ppocr_mobile_v2_cls": (
-        {"x": "ppocr_mobile_v2_cls.input.npy"},
-        {"save_infer_model/scale_0.tmp_1": "ppocr_mobile_v2_cls.output.npy"},
-    ),
-    "silero_vad": (
-        {
-            "input": "silero_vad.input.input.npy",
-            "state": "silero_vad.input.state.npy",
-            "sr": "silero_vad.input.sr.npy",  # an int64 scalar: shape []
-        },
-        {"output": "silero_vad.output.output.npy", "stateN": "silero_vad.output.stateN.npy"},
-    ),
-}
 
 
 def load(file):
-    return np.load(os.path.join(SHARED, file))
+    return references.load(SHARED, file)
 
 
 def reference(model):
     """The reference ({input: array}, {output: array}) of a model."""
-    inputs, outputs = CASES[model]
-    return (
-        {name: load(file) for name, file in inputs.items()},
-        {name: load(file) for name, file in outputs.items()},
-    )
+    return references.reference(SHARED, model)
 
 
 def make_inputs(arrays, binary):

@@ -13,7 +13,6 @@ test_kserve_grpc.py.)
 
 import argparse
 import asyncio
-import os
 import queue
 import sys
 import threading
@@ -27,48 +26,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+import references
+from references import CASES, TIGER_CAT, assert_close
+
 URL = AUTH_URL = API_KEY = SHARED = ""
 MAX_MESSAGE_BYTES = 0
-ATOL, RTOL = 1e-4, 1e-3
-TIGER_CAT = 282
-
-CASES = {
-    "sklearn_digits_rf": (
-        {"X": "sklearn_digits_rf.input.npy"},
-        {
-            "label": "sklearn_digits_rf.output.label.npy",
-            "probabilities": "sklearn_digits_rf.output.probabilities.npy",
-        },
-    ),
-    "efficientnet_lite0": (
-        {"input": "efficientnet_lite0.input.npy"},
-        {"logits": "efficientnet_lite0.output.npy"},
-    ),
-    "ppocr_mobile_v2_cls": (
-        {"x": "ppocr_mobile_v2_cls.input.npy"},
-        {"save_infer_model/scale_0.tmp_1": "ppocr_mobile_v2_cls.output.npy"},
-    ),
-    "silero_vad": (
-        {
-            "input": "silero_vad.input.input.npy",
-            "state": "silero_vad.input.state.npy",
-            "sr": "silero_vad.input.sr.npy",
-        },
-        {"output": "silero_vad.output.output.npy", "stateN": "silero_vad.output.stateN.npy"},
-    ),
-}
 
 
 def load(file):
-    return np.load(os.path.join(SHARED, file))
+    return references.load(SHARED, file)
 
 
 def reference(model):
-    inputs, outputs = CASES[model]
-    return (
-        {name: load(file) for name, file in inputs.items()},
-        {name: load(file) for name, file in outputs.items()},
-    )
+    """The reference ({input: array}, {output: array}) of a model."""
+    return references.reference(SHARED, model)
 
 
 def make_inputs(arrays, module=grpcclient):
@@ -78,16 +49,6 @@ def make_inputs(arrays, module=grpcclient):
         tensor.set_data_from_numpy(array)
         inputs.append(tensor)
     return inputs
-
-
-def assert_close(test, got, want, name):
-    test.assertIsNotNone(got, f"output {name!r} missing")
-    test.assertEqual(got.dtype, want.dtype, name)
-    test.assertEqual(got.shape, want.shape, name)
-    if np.issubdtype(want.dtype, np.floating):
-        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=name)
-    else:
-        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 class GrpcTest(unittest.TestCase):
@@ -308,6 +269,15 @@ class GrpcTest(unittest.TestCase):
         wrong_type = make_inputs({"X": inputs["X"].astype(np.float64)})
         self.assert_code(lambda: self.client.infer("sklearn_digits_rf", wrong_type),
                          grpc.StatusCode.INVALID_ARGUMENT)
+        twice = make_inputs(inputs) + make_inputs(inputs)
+        message = self.assert_code(lambda: self.client.infer("sklearn_digits_rf", twice),
+                                   grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("appears twice", message)
+        negative = [grpcclient.InferInput("X", [-1, 64], "FP32")]
+        negative[0]._raw_content = inputs["X"].tobytes()
+        message = self.assert_code(lambda: self.client.infer("sklearn_digits_rf", negative),
+                                   grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("negative dimension", message)
         rows = MAX_MESSAGE_BYTES // (64 * 4) + 1
         huge = make_inputs({"X": np.zeros((rows, 64), np.float32)})
         self.assert_code(lambda: self.client.infer("sklearn_digits_rf", huge),

@@ -188,6 +188,34 @@ fn count_parameter(parameters: &Map<String, Value>, key: &str) -> Result<Option<
     }
 }
 
+/// The datatype and shape input `name` declares, checked as every protocol carries them; a
+/// name already among `earlier` is refused.
+pub fn input_header(
+    earlier: &[RequestInput],
+    name: &str,
+    datatype: &str,
+    shape: &[i64],
+) -> Result<(DType, Vec<usize>), ApiError> {
+    if earlier.iter().any(|i| i.name == name) {
+        return Err(ApiError::invalid(format!("input `{name}` appears twice")));
+    }
+    let datatype = from_v2(datatype).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "input `{name}`: unknown datatype `{datatype}` (use BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES)"
+        ))
+    })?;
+    let shape = shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| {
+            ApiError::invalid(format!(
+                "input `{name}`: shape {shape:?} has a negative dimension"
+            ))
+        })?;
+    Ok((datatype, shape))
+}
+
 /// Parses `body`; `header_length` is `Inference-Header-Content-Length` when present.
 pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ApiError> {
     let json_end = header_length.unwrap_or(body.len());
@@ -203,29 +231,7 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
     let mut binary = body.slice(json_end..);
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
-        if inputs.iter().any(|i: &RequestInput| i.name == input.name) {
-            return Err(ApiError::invalid(format!(
-                "input `{}` appears twice",
-                input.name
-            )));
-        }
-        let datatype = from_v2(&input.datatype).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "input `{}`: unknown datatype `{}` (use BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES)",
-                input.name, input.datatype
-            ))
-        })?;
-        let shape = input
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<Vec<usize>, _>>()
-            .map_err(|_| {
-                ApiError::invalid(format!(
-                    "input `{}`: shape {:?} has a negative dimension",
-                    input.name, input.shape
-                ))
-            })?;
+        let (datatype, shape) = input_header(&inputs, &input.name, &input.datatype, &input.shape)?;
         let data = match (
             count_parameter(&input.parameters, "binary_data_size")?,
             input.data,

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 
 use destino_core::{DType, TensorData};
 use destino_serving::ApiError;
-use destino_serving::v2::datatype::{from_v2, to_v2};
-use destino_serving::v2::request::{InferRequest, InputData, RequestInput, RequestedOutput};
+use destino_serving::v2::datatype::to_v2;
+use destino_serving::v2::request::{
+    InferRequest, InputData, RequestInput, RequestedOutput, input_header,
+};
 use destino_serving::v2::response::{ResponseOutput, binary_bytes};
 
 use crate::proto::infer_parameter::ParameterChoice;
@@ -59,13 +61,11 @@ pub fn request(mut message: ModelInferRequest) -> Result<InferRequest, ApiError>
         )));
     }
     let mut raw = raw.into_iter();
-    let inputs = std::mem::take(&mut message.inputs)
-        .into_iter()
-        .map(|input| {
-            let bytes = raw.next();
-            request_input(input, bytes)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut inputs = Vec::with_capacity(message.inputs.len());
+    for input in std::mem::take(&mut message.inputs) {
+        let input = request_input(&inputs, input, raw.next())?;
+        inputs.push(input);
+    }
     let outputs = message
         .outputs
         .iter()
@@ -85,28 +85,14 @@ pub fn request(mut message: ModelInferRequest) -> Result<InferRequest, ApiError>
     })
 }
 
+/// One input of the request; `earlier` are the inputs before it.
 fn request_input(
+    earlier: &[RequestInput],
     input: InferInputTensor,
     raw: Option<bytes::Bytes>,
 ) -> Result<RequestInput, ApiError> {
+    let (datatype, shape) = input_header(earlier, &input.name, &input.datatype, &input.shape)?;
     let name = input.name;
-    let datatype = from_v2(&input.datatype).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "input `{name}`: unknown datatype `{}`",
-            input.datatype
-        ))
-    })?;
-    let shape = input
-        .shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<Vec<usize>, _>>()
-        .map_err(|_| {
-            ApiError::invalid(format!(
-                "input `{name}`: negative dim in shape {:?}",
-                input.shape
-            ))
-        })?;
     let data = match (raw, input.contents) {
         (Some(bytes), _) => InputData::Binary(bytes),
         (None, Some(contents)) => InputData::Decoded(typed(&name, datatype, contents)?),
