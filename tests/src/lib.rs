@@ -145,6 +145,31 @@ pub fn python_env() -> PathBuf {
     PathBuf::from(last)
 }
 
+/// Runs the client suite `tests/python/<script>` in the venv with `args` and `--shared` (the
+/// shared models); panics with its output and `server_logs()` unless it succeeds. Returns
+/// what it printed on stderr (unittest's report).
+pub fn run_client_suite(script: &str, args: &[&str], server_logs: impl Fn() -> String) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let output = std::process::Command::new(python_env())
+        .arg(&script)
+        .args(args)
+        .arg("--shared")
+        .arg(shared_models())
+        .output()
+        .expect("running a client suite");
+    assert!(
+        output.status.success(),
+        "{} failed:\n{}\n{}\nserver:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        server_logs()
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Runs `tests/python/<script>` in the venv to write generated models into `root`; returns
 /// the names it prints, one per line.
 pub fn generated_models(script: &str, root: &Path) -> Vec<String> {

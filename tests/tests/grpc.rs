@@ -6,17 +6,13 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
-use std::path::Path;
-use std::process::Command;
-
 use destino_tests::server::{TestServer, test_repository};
-use destino_tests::{fixture, python_env, shared_models};
+use destino_tests::{fixture, run_client_suite};
 
 const MAX_MESSAGE_BYTES: &str = "4000000";
 
 #[test]
 fn tritonclient_grpc_kserve_and_health_clients() {
-    let python = python_env();
     let repository = test_repository();
     let all_dtypes = repository.path().join("all_dtypes");
     std::fs::create_dir_all(&all_dtypes).unwrap();
@@ -25,43 +21,27 @@ fn tritonclient_grpc_kserve_and_health_clients() {
         TestServer::start_with_grpc(repository.path(), &["--max-body-bytes", MAX_MESSAGE_BYTES]);
     let (auth_server, auth_url) =
         TestServer::start_with_grpc(repository.path(), &["--api-key", "grpc-secret"]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/test_tritonclient_grpc.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args([
+    let report = run_client_suite(
+        "test_tritonclient_grpc.py",
+        &[
             "--url",
             &url,
             "--auth-url",
             &auth_url,
             "--api-key",
             "grpc-secret",
-        ])
-        .args(["--max-message-bytes", MAX_MESSAGE_BYTES, "--shared"])
-        .arg(shared_models())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "gRPC client tests failed:\n{}\n{}\nserver:\n{}\nauth server:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        server.output(),
-        auth_server.output()
+            "--max-message-bytes",
+            MAX_MESSAGE_BYTES,
+        ],
+        || {
+            format!(
+                "{}\n--- the server with an API key:\n{}",
+                server.output(),
+                auth_server.output()
+            )
+        },
     );
-    let report = String::from_utf8_lossy(&output.stderr);
     assert!(report.contains("OK"), "{report}");
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/test_kserve_grpc.py");
-    let output = Command::new(python_env())
-        .arg(script)
-        .args(["--url", &url, "--shared"])
-        .arg(shared_models())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "KServe's gRPC client failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_client_suite("test_kserve_grpc.py", &["--url", &url], || server.output());
 }
