@@ -19,7 +19,7 @@ import tritonclient.http.aio as aiohttpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 import references
-from references import ATOL, CASES, RTOL, TIGER_CAT
+from references import CASES, TIGER_CAT, assert_close
 
 URL = ""  # host:port, set by main()
 SHARED = ""  # reference directory, set by main()
@@ -66,13 +66,7 @@ class TritonClientTest(unittest.TestCase):
                 params = output.get("parameters") or {}
                 self.assertEqual("binary_data_size" in params, binary, f"{name}: {output}")
                 self.assertEqual("data" in output, not binary, f"{name}: {output}")
-            got = result.as_numpy(name)
-            self.assertEqual(got.dtype, want.dtype, name)
-            self.assertEqual(got.shape, want.shape, name)
-            if np.issubdtype(want.dtype, np.floating):
-                np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=name)
-            else:
-                np.testing.assert_array_equal(got, want, err_msg=name)
+            assert_close(self, result.as_numpy(name), want, name)
 
     def assert_rejected(self, call):
         """`call` raises InferenceServerException carrying the server's 4xx JSON error."""
@@ -274,11 +268,7 @@ class AsyncioClientTest(unittest.TestCase):
             with self.subTest(model=model):
                 self.assertEqual(result.get_response()["id"], model)
                 for name, want in reference(model)[1].items():
-                    got = result.as_numpy(name)
-                    if np.issubdtype(want.dtype, np.floating):
-                        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=name)
-                    else:
-                        np.testing.assert_array_equal(got, want, err_msg=name)
+                    assert_close(self, result.as_numpy(name), want, name)
 
 
 def main():
