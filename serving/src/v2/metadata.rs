@@ -6,13 +6,22 @@ use serde_json::{Value, json};
 use crate::served::ServedModel;
 use crate::v2::datatype::to_v2;
 
+/// The platform model metadata names (the protocol's name for an ONNX model).
+pub const PLATFORM: &str = "onnx_onnxv1";
+/// The server's name in its metadata.
+pub const SERVER_NAME: &str = "destino";
+/// The server's version in its metadata.
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The protocol extensions the server metadata lists.
+pub const EXTENSIONS: [&str; 3] = ["binary_tensor_data", "classification", "model_repository"];
+
 /// `GET /v2/models/{model}`: name, versions, platform, inputs and outputs (dynamic dims as
 /// -1), and destino's engine, execution provider and batch limit as parameters.
 pub fn model_metadata(model: &ServedModel) -> Value {
     json!({
         "name": model.name,
         "versions": [model.version.to_string()],
-        "platform": "onnx_onnxv1",
+        "platform": PLATFORM,
         "inputs": tensors_json(&model.metadata.inputs),
         "outputs": tensors_json(&model.metadata.outputs),
         "parameters": {
@@ -26,9 +35,9 @@ pub fn model_metadata(model: &ServedModel) -> Value {
 /// `GET /v2`: the server's name, version and protocol extensions.
 pub fn server_metadata() -> Value {
     json!({
-        "name": "destino",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "classification", "model_repository"],
+        "name": SERVER_NAME,
+        "version": SERVER_VERSION,
+        "extensions": EXTENSIONS,
     })
 }
 

@@ -7,7 +7,7 @@ use destino_core::TensorInfo;
 use destino_serving::config::{ConfigTensor, ModelConfig};
 use destino_serving::stats::{Statistics, Tally};
 use destino_serving::v2::datatype::to_v2;
-use destino_serving::v2::metadata::shape_json;
+use destino_serving::v2::metadata::{PLATFORM, shape_json};
 use destino_serving::{IndexEntry, ServedModel};
 
 use crate::proto::model_metadata_response::TensorMetadata;
@@ -29,7 +29,7 @@ pub fn metadata(model: &ServedModel) -> proto::ModelMetadataResponse {
     proto::ModelMetadataResponse {
         name: model.name.clone(),
         versions: vec![model.version.to_string()],
-        platform: "onnx_onnxv1".into(),
+        platform: PLATFORM.into(),
         inputs: tensors(&model.metadata.inputs),
         outputs: tensors(&model.metadata.outputs),
     }

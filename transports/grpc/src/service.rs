@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use destino_serving::registry::refuse_load_parameters;
-use destino_serving::v2::metadata::server_metadata;
+use destino_serving::v2::metadata::{EXTENSIONS, SERVER_NAME, SERVER_VERSION};
 use destino_serving::{ApiError, ModelState, Service};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -137,20 +137,10 @@ impl GrpcInferenceService for Grpc {
         request: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
         self.call(request, "ServerMetadata", async |_, _| {
-            let document = server_metadata();
-            let text = |key: &str| document[key].as_str().unwrap_or_default().to_string();
-            let extensions = document["extensions"]
-                .as_array()
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|e| e.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
             Ok(ServerMetadataResponse {
-                name: text("name"),
-                version: text("version"),
-                extensions,
+                name: SERVER_NAME.to_string(),
+                version: SERVER_VERSION.to_string(),
+                extensions: EXTENSIONS.map(str::to_string).to_vec(),
             })
         })
         .await
