@@ -27,6 +27,16 @@ pub struct ModelPath {
     pub version: Option<String>,
 }
 
+impl ModelPath {
+    /// The served model the route names.
+    fn served(&self, state: &AppState) -> Result<Arc<ServedModel>, RegistryError> {
+        state
+            .service
+            .registry
+            .get(&self.model, self.version.as_deref())
+    }
+}
+
 pub async fn live() -> Json<Value> {
     Json(json!({ "live": true }))
 }
@@ -51,10 +61,7 @@ pub async fn model_metadata(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, HttpError> {
-    let model = state
-        .service
-        .registry
-        .get(&path.model, path.version.as_deref())?;
+    let model = path.served(&state)?;
     Ok(Json(metadata::model_metadata(&model)))
 }
 
@@ -74,10 +81,7 @@ pub async fn model_statistics(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, HttpError> {
-    let model = state
-        .service
-        .registry
-        .get(&path.model, path.version.as_deref())?;
+    let model = path.served(&state)?;
     let stats = model.stats.snapshot().to_json(&model.name, model.version);
     Ok(Json(json!({ "model_stats": [stats] })))
 }
@@ -86,10 +90,7 @@ pub async fn model_config(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, HttpError> {
-    let model = state
-        .service
-        .registry
-        .get(&path.model, path.version.as_deref())?;
+    let model = path.served(&state)?;
     Ok(Json(ModelConfig::of(&model).to_json()))
 }
 
@@ -97,11 +98,7 @@ pub async fn model_ready(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, HttpError> {
-    match state
-        .service
-        .registry
-        .get(&path.model, path.version.as_deref())
-    {
+    match path.served(&state) {
         Ok(model) => Ok(Json(json!({ "name": model.name, "ready": true })).into_response()),
         Err(RegistryError::NotReady { name, reason }) => Ok((
             StatusCode::SERVICE_UNAVAILABLE,
