@@ -35,11 +35,29 @@ pub async fn infer_encoded(
         None => parse(body, header_length),
     };
     let (id, outputs) = infer_request(service, model, size, request, None).await?;
+    let (name, version) = (model.name.clone(), model.version);
+    encode_outputs(model, outputs, move |outputs| {
+        encode(&name, version, id.as_deref(), outputs)
+    })
+    .await
+}
+
+/// Encodes a response's `outputs` with `encode` (any protocol's), off the executor when they
+/// are large, and counts the time in the model's output statistics.
+pub async fn encode_outputs<T, F>(
+    model: &ServedModel,
+    outputs: Vec<ResponseOutput>,
+    encode: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&[ResponseOutput]) -> T + Send + 'static,
+{
     let elements = outputs.iter().map(|o| o.tensor.data().len()).sum::<usize>();
     let started = Instant::now();
-    let (name, version, stats) = (model.name.clone(), model.version, model.stats.clone());
+    let stats = model.stats.clone();
     cpu_heavy(elements, "encoding the response", move || {
-        let encoded = encode(&name, version, id.as_deref(), &outputs);
+        let encoded = encode(&outputs);
         stats.compute_output(rows_of(&outputs), started.elapsed());
         Ok(encoded)
     })
@@ -138,7 +156,7 @@ fn raw_request(inputs: &[TensorInfo], body: Bytes) -> Result<InferRequest, ApiEr
 }
 
 /// The rows of a response (axis 0 of its first output), for the per-batch-size statistics.
-pub fn rows_of(outputs: &[ResponseOutput]) -> usize {
+fn rows_of(outputs: &[ResponseOutput]) -> usize {
     outputs
         .first()
         .and_then(|o| o.tensor.shape().first().copied())

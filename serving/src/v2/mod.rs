@@ -11,7 +11,7 @@ pub mod metadata;
 pub mod request;
 pub mod response;
 
-pub use infer::{infer_encoded, infer_request, rows_of};
+pub use infer::{encode_outputs, infer_encoded, infer_request};
 
 /// The header that gives the JSON part's length in Triton's binary form.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";

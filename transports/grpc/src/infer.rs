@@ -1,11 +1,10 @@
 //! One `ModelInferRequest` through the serving crate's V2 protocol: the unary call and each
 //! message of a stream take this path, with the same queues, limits and accounting as HTTP.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use destino_serving::blocking::cpu_heavy;
 use destino_serving::inference::on_model;
-use destino_serving::v2::{infer_request, rows_of};
+use destino_serving::v2::{encode_outputs, infer_request};
 use destino_serving::{ApiError, Service};
 use prost::Message;
 
@@ -25,15 +24,9 @@ pub async fn infer(
     on_model(service, &name, version.as_deref(), async |model| {
         let request = move || tensors::request(message);
         let (id, outputs) = infer_request(service, &model, size, request, deadline).await?;
-        let elements = outputs.iter().map(|o| o.tensor.data().len()).sum::<usize>();
-        let started = Instant::now();
-        let answered = model.clone();
-        cpu_heavy(elements, "encoding the response", move || {
-            let response = tensors::response(&answered.name, answered.version, id, &outputs);
-            answered
-                .stats
-                .compute_output(rows_of(&outputs), started.elapsed());
-            Ok(response)
+        let (name, version) = (model.name.clone(), model.version);
+        encode_outputs(&model, outputs, move |outputs| {
+            tensors::response(&name, version, id, outputs)
         })
         .await
     })
