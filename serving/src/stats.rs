@@ -23,6 +23,10 @@ impl Tally {
             .ns
             .saturating_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
     }
+
+    fn json(self) -> Value {
+        json!({ "count": self.count, "ns": self.ns })
+    }
 }
 
 /// The three compute phases of the runs of one batch size.
@@ -50,12 +54,6 @@ pub struct Statistics {
     pub compute_output: Tally,
     /// Per batch size (rows per engine run).
     pub batches: BTreeMap<usize, BatchTally>,
-}
-
-impl Tally {
-    fn json(self) -> Value {
-        json!({ "count": self.count, "ns": self.ns })
-    }
 }
 
 impl Statistics {
