@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 
-use destino_serving::Service;
+use destino_serving::{ApiError, Service};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
@@ -30,6 +30,7 @@ pub fn answer(
 ) -> ResponseStream {
     let (running, mut in_order) = mpsc::channel::<JoinHandle<ModelStreamInferResponse>>(IN_FLIGHT);
     let (out, responses) = mpsc::channel(IN_FLIGHT);
+    let stream_id = request_id.clone();
     tokio::spawn(async move {
         loop {
             let message = match requests.message().await {
@@ -56,9 +57,13 @@ pub fn answer(
             };
             let Some(mut task) = next else { break };
             let answer = tokio::select! {
-                joined = &mut task => joined.unwrap_or_else(|e| ModelStreamInferResponse {
-                    error_message: format!("internal error: {e}"),
-                    infer_response: None,
+                joined = &mut task => joined.unwrap_or_else(|e| {
+                    // As any internal error: the details to the log, the request id to the client.
+                    let error = ApiError::internal(format!("a stream request's task failed: {e}"));
+                    ModelStreamInferResponse {
+                        error_message: status(error, &stream_id).message().to_string(),
+                        infer_response: None,
+                    }
                 }),
                 () = out.closed() => {
                     task.abort();
