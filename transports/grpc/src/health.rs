@@ -12,6 +12,8 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use crate::proto::grpc_inference_service_server::SERVICE_NAME;
+
 /// How often a `Watch` looks for a change.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -31,7 +33,7 @@ impl Health {
             }
         };
         match name {
-            "" | "inference.GRPCInferenceService" => Some(serving(self.service.is_ready())),
+            "" | SERVICE_NAME => Some(serving(self.service.is_ready())),
             model => match self.service.registry.get(model, None) {
                 Ok(_) => Some(ServingStatus::Serving),
                 Err(RegistryError::NotReady { .. }) => Some(ServingStatus::NotServing),
