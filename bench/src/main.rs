@@ -187,35 +187,33 @@ fn main() -> Result<()> {
         ms(engine.p50),
         ms(engine.p99)
     );
-    let grpc_request = args
+    let grpc = args
         .grpc
         .as_ref()
-        .map(|_| grpc::request(&args.model, &inputs));
+        .map(|address| (address, grpc::request(&args.model, &inputs)));
     for &concurrency in &args.concurrency {
-        let (http, protocol) = match (&args.grpc, &grpc_request) {
-            (Some(address), Some(message)) => (
+        let (served, path) = match &grpc {
+            Some((address, message)) => (
                 grpc::load(address, message, concurrency, args.seconds)?,
-                "gRPC raw",
+                "gRPC raw".to_string(),
             ),
-            _ => (over_http(&args, &request, concurrency), request.protocol),
+            None => (
+                over_http(&args, &request, concurrency),
+                format!("HTTP {}", request.protocol),
+            ),
         };
-        let errors = if http.errors > 0 {
-            format!(" ({} errors)", http.errors)
+        let errors = if served.errors > 0 {
+            format!(" ({} errors)", served.errors)
         } else {
             String::new()
         };
         println!(
-            "| {} | {} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
+            "| {} | {path} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
             args.model,
-            if protocol.starts_with("gRPC") {
-                protocol.to_string()
-            } else {
-                format!("HTTP {protocol}")
-            },
-            http.per_second,
-            ms(http.p50),
-            ms(http.p99),
-            http.per_second / engine.per_second
+            served.per_second,
+            ms(served.p50),
+            ms(served.p99),
+            served.per_second / engine.per_second
         );
     }
     Ok(())
