@@ -371,18 +371,16 @@ class Server:
         return value
 
     def grpc_health(self, service=""):
-        """grpc.health.v1's answer for `service` on this server's gRPC port."""
+        """grpc.health.v1's answer for `service` on this server's gRPC port must be SERVING."""
         import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        import health_check
 
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            try:
-                answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
-            except grpc.RpcError as e:
-                raise Failure(f"{self.where}: gRPC health of {service!r}: {e.code()}")
-        if answer.status != health_pb2.HealthCheckResponse.SERVING:
-            raise Failure(f"{self.where}: gRPC health of {service!r} is {answer.status}")
+        try:
+            answer = health_check.status(f"127.0.0.1:{self.grpc_port}", service)
+        except grpc.RpcError as e:
+            raise Failure(f"{self.where}: gRPC health of {service!r}: {e.code()}")
+        if answer != "SERVING":
+            raise Failure(f"{self.where}: gRPC health of {service!r} is {answer}")
         print(f"  {self.where}: gRPC health {service!r} -> SERVING")
 
     def url(self, path):
