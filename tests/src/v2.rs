@@ -71,15 +71,22 @@ pub fn binary_request(inputs: &Tensors) -> (Vec<u8>, usize) {
     (body, header_length)
 }
 
-/// The outputs of a V2 response, whether JSON or binary, as tensors.
-pub fn response_tensors(reply: &Reply) -> Tensors {
-    assert_eq!(reply.status, 200, "infer failed: {}", reply.text());
+/// The JSON header of a V2 response (the whole body when it carries no binary data) and
+/// its length in bytes.
+pub fn response_header(reply: &Reply) -> (Value, usize) {
     let header_length = reply
         .header("inference-header-content-length")
         .map(|v| v.parse::<usize>().expect("numeric header length"))
         .unwrap_or(reply.body.len());
-    let header: Value =
+    let header =
         serde_json::from_slice(&reply.body[..header_length]).expect("JSON response header");
+    (header, header_length)
+}
+
+/// The outputs of a V2 response, whether JSON or binary, as tensors.
+pub fn response_tensors(reply: &Reply) -> Tensors {
+    assert_eq!(reply.status, 200, "infer failed: {}", reply.text());
+    let (header, header_length) = response_header(reply);
     let mut offset = header_length;
     let mut tensors = Tensors::new();
     for output in header["outputs"].as_array().expect("outputs array") {

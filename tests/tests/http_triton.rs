@@ -9,8 +9,8 @@ use destino_core::TensorData;
 use destino_serving::v2::response::binary_bytes;
 use destino_tests::reference_case;
 use destino_tests::server::{TestServer, add_model, test_repository, testing_edge};
-use destino_tests::v2::binary_request;
-use serde_json::{Value, json};
+use destino_tests::v2::{binary_request, response_header};
+use serde_json::json;
 
 fn digits_x() -> Vec<f32> {
     let case = reference_case("sklearn_digits_rf", None);
@@ -107,12 +107,8 @@ fn binary_data_output_covers_unlisted_outputs_and_a_listed_outputs_own_choice_wi
     let path = "/v2/models/sklearn_digits_rf/infer";
     let all_binary = json!({"inputs": [input], "parameters": {"binary_data_output": true}});
     let reply = server.client.post_json(path, &all_binary);
-    let length: usize = reply
-        .header("inference-header-content-length")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let header: Value = serde_json::from_slice(&reply.body[..length]).unwrap();
+    assert!(reply.header("inference-header-content-length").is_some());
+    let (header, _) = response_header(&reply);
     for output in header["outputs"].as_array().unwrap() {
         assert!(
             output["parameters"]["binary_data_size"].is_u64(),
@@ -125,12 +121,8 @@ fn binary_data_output_covers_unlisted_outputs_and_a_listed_outputs_own_choice_wi
         "outputs": [{"name": "label", "parameters": {"binary_data": false}}, {"name": "probabilities"}],
     });
     let reply = server.client.post_json(path, &mixed);
-    let length: usize = reply
-        .header("inference-header-content-length")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let header: Value = serde_json::from_slice(&reply.body[..length]).unwrap();
+    assert!(reply.header("inference-header-content-length").is_some());
+    let (header, _) = response_header(&reply);
     let outputs = header["outputs"].as_array().unwrap();
     let label = outputs.iter().find(|o| o["name"] == "label").unwrap();
     let probabilities = outputs
