@@ -145,48 +145,47 @@ pub fn python_env() -> PathBuf {
     PathBuf::from(last)
 }
 
-/// Runs the client suite `tests/python/<script>` in the venv with `args` and `--shared` (the
-/// shared models); panics with its output and `server_logs()` unless it succeeds. Returns
-/// what it printed on stderr (unittest's report).
-pub fn run_client_suite(script: &str, args: &[&str], server_logs: impl Fn() -> String) -> String {
+/// Runs `tests/python/<script>` in the venv with `args`; panics with its output and
+/// `context()` unless it succeeds.
+fn run_python_script(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    context: impl Fn() -> String,
+) -> std::process::Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python")
         .join(script);
     let output = std::process::Command::new(python_env())
         .arg(&script)
         .args(args)
-        .arg("--shared")
-        .arg(shared_models())
         .output()
-        .expect("running a client suite");
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
     assert!(
         output.status.success(),
-        "{} failed:\n{}\n{}\nserver:\n{}",
+        "{} failed:\n{}\n{}\n{}",
         script.display(),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
-        server_logs()
+        context()
     );
+    output
+}
+
+/// Runs the client suite `tests/python/<script>` in the venv with `args` and `--shared` (the
+/// shared models); panics with its output and `server_logs()` unless it succeeds. Returns
+/// what it printed on stderr (unittest's report).
+pub fn run_client_suite(script: &str, args: &[&str], server_logs: impl Fn() -> String) -> String {
+    let shared = shared_models();
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend(["--shared".as_ref(), shared.as_os_str()]);
+    let output = run_python_script(script, &all, || format!("server:\n{}", server_logs()));
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Runs `tests/python/<script>` in the venv to write generated models into `root`; returns
 /// the names it prints, one per line.
 pub fn generated_models(script: &str, root: &Path) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(script);
-    let output = std::process::Command::new(python_env())
-        .arg(&script)
-        .arg(root)
-        .output()
-        .expect("running a model generator");
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = run_python_script(script, &[root.as_os_str()], String::new);
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
