@@ -106,20 +106,28 @@ fn from_binary(
         DType::F16 => TensorData::F16(fixed(bytes, f16::from_le_bytes)),
         DType::F32 => TensorData::F32(fixed(bytes, f32::from_le_bytes)),
         DType::F64 => TensorData::F64(fixed(bytes, f64::from_le_bytes)),
-        DType::String => TensorData::String(
-            split_bytes_elements(name, bytes)?
-                .into_iter()
-                .enumerate()
-                .map(|(i, element)| {
-                    String::from_utf8(element.to_vec()).map_err(|_| {
-                        ApiError::invalid(format!(
-                            "input `{name}`: BYTES element {i} is not UTF-8 text"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        DType::String => {
+            TensorData::String(text_elements(name, split_bytes_elements(name, bytes)?)?)
+        }
     })
+}
+
+/// BYTES elements of input `name` as the text the engines hold; non-UTF-8 is refused.
+pub fn text_elements<'a>(
+    name: &str,
+    elements: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<String>, ApiError> {
+    elements
+        .into_iter()
+        .enumerate()
+        .map(|(i, element)| {
+            String::from_utf8(element.to_vec()).map_err(|_| {
+                ApiError::invalid(format!(
+                    "input `{name}`: BYTES element {i} is not UTF-8 text"
+                ))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

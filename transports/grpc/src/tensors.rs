@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use destino_core::{DType, TensorData};
 use destino_serving::ApiError;
 use destino_serving::v2::datatype::to_v2;
+use destino_serving::v2::decode::text_elements;
 use destino_serving::v2::request::{
     InferRequest, InputData, RequestInput, RequestedOutput, input_header,
 };
@@ -147,19 +148,10 @@ fn typed(name: &str, datatype: DType, c: InferTensorContents) -> Result<TensorDa
                 "input `{name}`: FP16 has no typed contents; send it in raw_input_contents"
             )));
         }
-        DType::String => TensorData::String(
-            c.bytes_contents
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    String::from_utf8(b.to_vec()).map_err(|_| {
-                        ApiError::invalid(format!(
-                            "input `{name}`: BYTES element {i} is not UTF-8 text"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        DType::String => TensorData::String(text_elements(
+            name,
+            c.bytes_contents.iter().map(|b| b.as_ref()),
+        )?),
     })
 }
 
