@@ -18,4 +18,4 @@ pub mod proto {
     tonic::include_proto!("inference");
 }
 
-pub use server::{GrpcOptions, serve};
+pub use server::{GrpcOptions, serve, serve_on};

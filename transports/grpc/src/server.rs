@@ -5,12 +5,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use destino_serving::Service;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::http;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::Routes;
 use tonic_health::pb::health_server::HealthServer;
 use tower::util::MapResponseLayer;
 
@@ -46,15 +46,32 @@ pub struct GrpcOptions {
     pub api_key: Option<String>,
 }
 
-/// Serves until `shutdown` completes; calls in flight then finish.
+/// Binds `options.address` and serves until `shutdown` completes; calls in flight then finish.
 pub async fn serve(
     service: Service,
     options: GrpcOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(options.address).await?;
+    serve_on(listener, service, options, shutdown).await
+}
+
+/// [`serve`] on a listener already bound (`options.address` is not used).
+pub async fn serve_on(
+    listener: TcpListener,
+    service: Service,
+    options: GrpcOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    // Scripts and tests read this line to find the port (useful with --grpc-port 0).
+    // Without NODELAY a response's frames wait for a delayed ACK (about 40 ms per call on
+    // large messages).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    // Scripts and tests read this line to know gRPC is up.
     println!("destino gRPC listening on {address}");
     tracing::info!(%address, "gRPC listening");
     let inference = GrpcInferenceServiceServer::new(Grpc {
@@ -66,14 +83,15 @@ pub async fn serve(
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
     let health = HealthServer::new(Health { service });
-    // The builder's TCP settings apply only to listeners it binds itself; without NODELAY a
-    // response's frames wait for a delayed ACK (about 40 ms per call on large messages).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .layer(MapResponseLayer::new(too_large_is_resource_exhausted))
-        .add_service(inference)
+    // The services are served by axum (HTTP/2 with prior knowledge), not by tonic's `Server`:
+    // that one wraps every call in its own `grpc-timeout` timer, which races the serving
+    // crate's deadline and answers CANCELLED where gRPC says DEADLINE_EXCEEDED.
+    let app = Routes::new(inference)
         .add_service(health)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .prepare()
+        .into_axum_router()
+        .layer(MapResponseLayer::new(too_large_is_resource_exhausted));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
         .await
-        .map_err(std::io::Error::other)
 }
