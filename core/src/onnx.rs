@@ -198,9 +198,6 @@ impl OnnxModel {
             .map(|o| tensor_info(o, "output"))
             .collect::<Result<Vec<_>>>()?;
         let skipped_outputs = skipped.into_iter().map(|o| o.name.clone()).collect();
-        if inputs.is_empty() {
-            return Err(invalid("the model declares no inputs".into()));
-        }
         if outputs.is_empty() {
             return Err(invalid("the model declares no tensor outputs".into()));
         }

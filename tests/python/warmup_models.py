@@ -1,5 +1,6 @@
-"""Good models that a guessed warm-up input breaks: each runs on real inputs but not on the
-smallest shape or a made-up value. destino must serve them (tests/tests/http_serving.rs).
+"""Good models that a guessed warm-up input or a too-strict loader breaks: each runs on real
+inputs (or none) but not on the smallest shape or a made-up value. destino must serve them
+(tests/tests/http_serving.rs).
 
     warmup_models.py ROOT   writes ROOT/<name>/model.onnx and ROOT/<name>.case.json (an input
                             and the output numpy computes for it), and prints the names.
@@ -9,6 +10,8 @@ smallest shape or a made-up value. destino must serve them (tests/tests/http_ser
 - reflect_pad_needs_2: reflect padding over a free-length signal (silero VAD's opset-15
   export pads by reflection, which needs at least 2 samples; a guess of 1 fails).
 - string_to_int: strings cast to int64 (any non-numeric made-up string fails the cast).
+- no_inputs: a graph with no inputs at all (a constant table; ONNX Runtime runs it, and a V2
+  request with `"inputs": []` asks for it).
 """
 
 import json
@@ -81,7 +84,26 @@ def string_to_int(root):
     })
 
 
+def no_inputs(root):
+    table = np.array([[1.5, -2.0], [0.25, 8.0]], dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["table"], value=numpy_helper.from_array(table)),
+            helper.make_node("Mul", ["table", "scale"], ["scaled"]),
+        ],
+        "no_inputs",
+        [],
+        [helper.make_tensor_value_info("scaled", TensorProto.FLOAT, [2, 2])],
+        [numpy_helper.from_array(np.array(3.0, dtype=np.float32), "scale")],
+    )
+    scaled = table * 3.0
+    save(root, "no_inputs", graph, 13, {
+        "inputs": {},
+        "outputs": {"scaled": {"shape": list(scaled.shape), "data": scaled.ravel().tolist()}},
+    })
+
+
 if __name__ == "__main__":
     root = sys.argv[1]
-    for make in (conv_needs_12, reflect_pad_needs_2, string_to_int):
+    for make in (conv_needs_12, reflect_pad_needs_2, string_to_int, no_inputs):
         make(root)

@@ -496,18 +496,18 @@ fn a_model_that_fails_to_load_is_reported_and_the_others_serve() {
 }
 
 #[test]
-fn every_real_model_and_models_a_guessed_warm_up_breaks_are_ready_and_answer() {
+fn every_real_model_and_models_a_guessed_warm_up_or_a_strict_loader_breaks_answer() {
     let repository = destino_tests::server::test_repository();
     add_model(repository.path(), "paraphrase_minilm_l3", None);
     let breakers = destino_tests::generated_models("warmup_models.py", repository.path());
-    assert_eq!(breakers.len(), 3, "{breakers:?}");
+    assert_eq!(breakers.len(), 4, "{breakers:?}");
     let server = TestServer::start(repository.path(), &[]);
     let c = &server.client;
     let index = c.post_json("/v2/repository/index", &json!({})).json();
     for row in index.as_array().unwrap() {
         assert_eq!(row["state"], "READY", "{row}");
     }
-    assert_eq!(index.as_array().unwrap().len(), 8, "{index}");
+    assert_eq!(index.as_array().unwrap().len(), 9, "{index}");
     let mut shared: Vec<&str> = destino_tests::server::SHARED_MODELS.to_vec();
     shared.push("paraphrase_minilm_l3");
     for model in shared {
