@@ -87,6 +87,12 @@ pub trait Engine: Send + std::fmt::Debug {
 
     fn metadata(&self) -> &ModelMetadata;
 
+    /// What the engine decided about this model that a user may want to know (`inspect`
+    /// prints each line).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Runs on inputs that already passed `ModelMetadata::validate_inputs`.
     fn run_validated(&mut self, inputs: &Tensors) -> Result<Tensors>;
 

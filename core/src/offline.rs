@@ -79,17 +79,24 @@ fn describe_tensors(out: &mut String, title: &str, meta: &ModelMetadata, inputs:
     }
 }
 
-/// One line on whether `engine` can run the model, given the outcome of loading it; and
-/// whether it can.
-pub fn describe_support<E>(engine: &str, model: &OnnxModel, loaded: &Result<E>) -> (String, bool) {
+/// Whether `engine` can run the model, given the outcome of loading it (one line, then the
+/// engine's notes, one per line); and whether it can.
+pub fn describe_support(
+    engine: &str,
+    model: &OnnxModel,
+    loaded: Result<&dyn Engine, &Error>,
+) -> (String, bool) {
     match loaded {
-        Ok(_) => (
-            format!(
+        Ok(loaded) => {
+            let mut text = format!(
                 "engine {engine}: runs all {} operator types",
                 model.ops.len()
-            ),
-            true,
-        ),
+            );
+            for note in loaded.notes() {
+                let _ = write!(text, "\n  {note}");
+            }
+            (text, true)
+        }
         Err(Error::UnsupportedOperators { ops, detail, .. }) => {
             let ops: Vec<String> = ops.iter().map(|op| op.to_string()).collect();
             let detail = detail

@@ -32,7 +32,8 @@ fn main() -> ExitCode {
             Ok(model) => {
                 print!("{}", describe(&args.model, &model));
                 let loaded = TractEngine::load(&args.model, &engine_config);
-                let (line, ok) = describe_support("tract", &model, &loaded);
+                let loaded = loaded.as_ref().map(|engine| engine as &dyn Engine);
+                let (line, ok) = describe_support("tract", &model, loaded);
                 println!("{line}");
                 if ok {
                     ExitCode::SUCCESS

@@ -48,7 +48,7 @@ pub fn inspect(runtime: &RuntimeArgs, args: &InspectArgs) -> Result<ExitCode> {
     print!("{}", describe(&args.model, &model));
     let config = runtime.engine_config();
     let loaded = engine_loader(runtime, runtime.engine).and_then(|load| load(&args.model, &config));
-    let (line, ok) = describe_support(kind_name(runtime.engine), &model, &loaded);
+    let (line, ok) = describe_support(kind_name(runtime.engine), &model, loaded.as_deref());
     println!("{line}");
     Ok(if ok {
         ExitCode::SUCCESS

@@ -1,21 +1,34 @@
-//! The tract engine: pure Rust, no C/C++ runtime. The only crate that names `tract`. The ONNX graph is parsed once at load; an optimised plan is built per set of
-//! concrete input shapes (symbolic and unknown dims resolved from the request) and kept in a
-//! small LRU cache. With `low_memory` the parsed graph is dropped after load and read again
-//! from the model file when a new shape needs a plan.
+//! The tract engine: pure Rust, no C/C++ runtime. The only crate that names `tract`. The
+//! ONNX graph is parsed once at load; an optimised plan is built per set of concrete input
+//! shapes (symbolic and unknown dims resolved from the request) and kept in a small LRU cache.
+//! With `low_memory` the parsed graph is dropped after load and read again from the model
+//! file when a new shape needs a plan. Plans use the file's declared facts first, fewer when
+//! analysis fails with them (`facts.rs`); every call into tract is panic-contained
+//! (`panics.rs`).
+
+mod convert;
+mod facts;
+mod fold;
+mod panics;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use destino_core::{
-    DType, Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor,
-    TensorData, Tensors,
+    Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor, TensorData,
+    Tensors,
 };
 use lru::LruCache;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::tract_linalg::multithread::Executor;
-use tract_onnx::tract_hir::infer::{Factoid, InferenceModelExt};
+use tract_onnx::tract_hir::infer::InferenceModelExt;
+
+use crate::convert::{datum_type, from_tract, to_tract};
+pub use crate::facts::Facts;
+use crate::fold::{decided_ifs, inline_branch};
+use crate::panics::contained;
 
 const ENGINE: &str = "tract";
 /// Plans kept per model: one per distinct set of input shapes seen recently. Each holds its
@@ -30,8 +43,13 @@ type PlanKey = (Vec<Vec<usize>>, Vec<i64>);
 
 /// A model parsed by tract, with its optimised plans.
 pub struct TractEngine {
-    /// The parsed graph; `None` in low-memory mode, where it is re-read from `path`.
+    /// The graph parsed with `facts`; `None` in low-memory mode, where it is re-read from
+    /// `path`.
     model: Option<InferenceModel>,
+    /// The file's facts plans use: the first set a plan succeeded with (sticky).
+    facts: Facts,
+    /// Whether any plan has been built (so `facts` has been tried).
+    planned: bool,
     path: PathBuf,
     /// The model file's size and modification time at load: a re-read must see the same file.
     stamp: Option<(u64, Option<SystemTime>)>,
@@ -50,6 +68,7 @@ impl std::fmt::Debug for TractEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TractEngine")
             .field("metadata", &self.metadata)
+            .field("facts", &self.facts)
             .finish_non_exhaustive()
     }
 }
@@ -63,7 +82,7 @@ fn engine_error(e: impl std::fmt::Display) -> Error {
 
 /// Operators of `model` that tract has no implementation for, each with its domain.
 pub fn unsupported_ops(model: &OnnxModel) -> Vec<OpType> {
-    let registry = tract_onnx::onnx().op_register;
+    let registry = Facts::Bare.parser().op_register;
     model
         .ops
         .iter()
@@ -75,6 +94,11 @@ pub fn unsupported_ops(model: &OnnxModel) -> Vec<OpType> {
 }
 
 impl TractEngine {
+    /// The facts the plans so far were built with (`None` before the first plan).
+    pub fn facts(&self) -> Option<Facts> {
+        self.planned.then_some(self.facts)
+    }
+
     /// Maps a tract failure while building a plan: when it names operators of the model
     /// outside the default domain, those are reported as unsupported; otherwise it is an
     /// engine error carrying tract's whole explanation.
@@ -97,7 +121,8 @@ impl TractEngine {
         }
     }
 
-    /// The optimised plan for these inputs' shapes, built on first use.
+    /// The optimised plan for these inputs' shapes, built on first use: with the current
+    /// facts, then (before any plan exists, or when these fail) with fewer.
     fn plan(&mut self, inputs: &[&Tensor]) -> Result<Plan> {
         let key = self.plan_key(inputs);
         if let Some(plan) = self.plans.get(&key) {
@@ -108,26 +133,51 @@ impl TractEngine {
                 path: self.path.clone(),
             });
         }
-        let plan = if self.folding {
-            self.build_folded_plan(inputs)
-                .map_err(|e| self.classify(&e))?
-        } else {
-            match self.build_plan(inputs) {
-                Ok(plan) => plan,
-                Err(direct) if self.proto.is_some() => {
-                    let plan = self
-                        .build_folded_plan(inputs)
-                        .map_err(|_| self.classify(&direct))?;
-                    self.folding = true;
-                    self.plans.clear();
-                    plan
-                }
-                Err(direct) => return Err(self.classify(&direct)),
+        let mut facts = self.facts;
+        let plan = loop {
+            match contained("planning", || self.build_any_plan(inputs, facts))? {
+                Ok(plan) => break plan,
+                Err(e) => match facts.next() {
+                    Some(fewer) => facts = fewer,
+                    None => return Err(self.classify(&e)),
+                },
             }
         };
+        if facts != self.facts {
+            self.adopt(facts)?;
+        }
+        self.planned = true;
         let key = self.plan_key(inputs);
         self.plans.put(key, plan.clone());
         Ok(plan)
+    }
+
+    /// A plan with `facts`: directly, or (for models with `If` nodes) by folding branches.
+    fn build_any_plan(&mut self, inputs: &[&Tensor], facts: Facts) -> TractResult<Plan> {
+        if self.folding {
+            return self.build_folded_plan(inputs, facts);
+        }
+        match self.build_plan(inputs, facts) {
+            Ok(plan) => Ok(plan),
+            Err(direct) if self.proto.is_some() => {
+                let plan = self.build_folded_plan(inputs, facts).map_err(|_| direct)?;
+                self.folding = true;
+                self.plans.clear();
+                Ok(plan)
+            }
+            Err(direct) => Err(direct),
+        }
+    }
+
+    /// Plans from now on use `facts`; the graph kept in memory is re-read with them.
+    fn adopt(&mut self, facts: Facts) -> Result<()> {
+        if self.model.is_some() {
+            let model = contained("parsing", || self.parse(facts))?
+                .map_err(|e| engine_error(format!("{e:#}")))?;
+            self.model = Some(model);
+        }
+        self.facts = facts;
+        Ok(())
     }
 
     /// Shapes of the inputs, and once folding is on, the values of integer scalar inputs.
@@ -159,10 +209,19 @@ impl TractEngine {
         Ok(())
     }
 
-    /// The parsed graph, from memory or (low-memory mode) from the unchanged model file.
-    fn graph(&self) -> TractResult<InferenceModel> {
-        if let Some(model) = &self.model {
-            return Ok(model.clone());
+    /// The graph parsed with `facts`: the one in memory when it has them, otherwise read
+    /// again from the kept ONNX graph or the unchanged model file.
+    fn graph(&self, facts: Facts) -> TractResult<InferenceModel> {
+        match &self.model {
+            Some(model) if facts == self.facts => Ok(model.clone()),
+            _ => self.parse(facts),
+        }
+    }
+
+    fn parse(&self, facts: Facts) -> TractResult<InferenceModel> {
+        let onnx = facts.parser();
+        if let Some(proto) = &self.proto {
+            return Ok(onnx.parse(proto, self.model_dir.as_deref())?.model);
         }
         if file_stamp(&self.path) != self.stamp {
             return Err(TractError::msg(format!(
@@ -170,13 +229,12 @@ impl TractEngine {
                 self.path.display()
             )));
         }
-        let onnx = tract_onnx::onnx();
         let proto = onnx.proto_model_for_path(&self.path)?;
         Ok(onnx.parse(&proto, self.model_dir.as_deref())?.model)
     }
 
-    fn build_plan(&self, inputs: &[&Tensor]) -> TractResult<Plan> {
-        let mut model = self.graph()?;
+    fn build_plan(&self, inputs: &[&Tensor], facts: Facts) -> TractResult<Plan> {
+        let mut model = self.graph(facts)?;
         self.input_facts(&mut model, inputs, false)?;
         model
             .into_optimized()?
@@ -188,8 +246,8 @@ impl TractEngine {
     /// the whole model fail. With concrete shapes and integer scalar values (e.g. a sample
     /// rate) most conditions are known: inline the taken branch of each such `If` in the ONNX
     /// graph, repeatedly (nested ones surface as their parents are inlined), then plan.
-    fn build_folded_plan(&self, inputs: &[&Tensor]) -> TractResult<Plan> {
-        let onnx = tract_onnx::onnx();
+    fn build_folded_plan(&self, inputs: &[&Tensor], facts: Facts) -> TractResult<Plan> {
+        let onnx = facts.parser();
         let mut proto = self
             .proto
             .clone()
@@ -214,10 +272,9 @@ impl TractEngine {
             }
         }
     }
-}
 
-impl Engine for TractEngine {
-    fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
+    /// Parses the file with the first facts and builds the engine (no plan yet).
+    fn open(path: &Path, config: &EngineConfig) -> Result<Self> {
         let onnx = OnnxModel::read(path)?;
         let unsupported = unsupported_ops(&onnx);
         if !unsupported.is_empty() {
@@ -231,10 +288,11 @@ impl Engine for TractEngine {
             path: path.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        let onnx_parser = tract_onnx::onnx();
-        let proto = onnx_parser.proto_model_for_path(path).map_err(invalid)?;
+        let facts = Facts::Declared;
+        let parser = facts.parser();
+        let proto = parser.proto_model_for_path(path).map_err(invalid)?;
         let model_dir = path.parent().and_then(Path::to_str).map(str::to_string);
-        let parsed = onnx_parser
+        let parsed = parser
             .parse(&proto, model_dir.as_deref())
             .map_err(invalid)?;
         if !parsed.unresolved_inputs.is_empty() {
@@ -259,8 +317,15 @@ impl Engine for TractEngine {
             executor: (config.threads > 1).then(|| Executor::multithread(config.threads)),
             ..RunOptions::default()
         };
-        let mut engine = TractEngine {
+        let cache = if config.low_memory {
+            PLAN_CACHE_LOW_MEMORY
+        } else {
+            PLAN_CACHE
+        };
+        Ok(TractEngine {
             model: Some(model),
+            facts,
+            planned: false,
             path: path.to_path_buf(),
             stamp: file_stamp(path),
             ops: onnx.ops.iter().cloned().collect(),
@@ -268,16 +333,15 @@ impl Engine for TractEngine {
             proto: has_if.then_some(proto),
             model_dir,
             folding: false,
-            plans: LruCache::new(
-                NonZeroUsize::new(if config.low_memory {
-                    PLAN_CACHE_LOW_MEMORY
-                } else {
-                    PLAN_CACHE
-                })
-                .unwrap_or(NonZeroUsize::MIN),
-            ),
+            plans: LruCache::new(NonZeroUsize::new(cache).unwrap_or(NonZeroUsize::MIN)),
             options,
-        };
+        })
+    }
+}
+
+impl Engine for TractEngine {
+    fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
+        let mut engine = contained("loading", || TractEngine::open(path, config))??;
         // Build the plan now when the model fixes every input shape, so a model tract cannot
         // run fails at load rather than on its first request. Free dims are not guessed: a
         // guess (1) a good model cannot take would make it unavailable.
@@ -299,6 +363,15 @@ impl Engine for TractEngine {
         &self.metadata
     }
 
+    fn notes(&self) -> Vec<String> {
+        match self.facts() {
+            Some(facts) => vec![facts.describe().to_string()],
+            None => vec![
+                "not planned yet: plans are built for the input shapes requests bring".to_string(),
+            ],
+        }
+    }
+
     fn run_validated(&mut self, inputs: &Tensors) -> Result<Tensors> {
         let ordered = self
             .metadata
@@ -315,8 +388,7 @@ impl Engine for TractEngine {
             .iter()
             .map(|t| Ok(to_tract(t)?.into_tvalue()))
             .collect::<Result<TVec<_>>>()?;
-        let outputs = plan
-            .run(values)
+        let outputs = contained("running", || plan.run(values))?
             .map_err(|e| engine_error(format!("{e:#}")))?;
         let mut result = Tensors::new();
         for (info, value) in self.metadata.outputs.iter().zip(outputs) {
@@ -349,139 +421,4 @@ fn scalar_value(tensor: &Tensor) -> Option<i64> {
         TensorData::I64(v) => v.first().copied(),
         _ => None,
     }
-}
-
-/// Name tract gives the node built from `node`.
-fn tract_node_name(node: &pb::NodeProto) -> Option<&str> {
-    if !node.name.is_empty() {
-        Some(&node.name)
-    } else {
-        node.output
-            .first()
-            .map(String::as_str)
-            .filter(|o| !o.is_empty())
-    }
-}
-
-/// Top-level `If` nodes of `graph` whose condition analysis resolved: (index, branch taken).
-fn decided_ifs(model: &InferenceModel, graph: &pb::GraphProto) -> Vec<(usize, bool)> {
-    graph
-        .node
-        .iter()
-        .enumerate()
-        .filter(|(_, node)| node.op_type == "If" && node.domain.is_empty())
-        .filter_map(|(index, node)| {
-            let tract_node = model.node_by_name(tract_node_name(node)?).ok()?;
-            let condition = model.outlet_fact(*tract_node.inputs.first()?).ok()?;
-            let value = condition.value.concretize()?;
-            Some((index, value.cast_to_scalar::<bool>().ok()?))
-        })
-        .collect()
-}
-
-/// Replaces the `If` at `index` by the nodes of its `taken` branch, whose outputs are then
-/// copied to the `If`'s outputs. ONNX names are unique model-wide, so nothing is renamed.
-fn inline_branch(graph: &mut pb::GraphProto, index: usize, taken: bool) -> TractResult<()> {
-    let node = graph.node.remove(index);
-    let attribute = if taken { "then_branch" } else { "else_branch" };
-    let body = node
-        .attribute
-        .iter()
-        .find(|a| a.name == attribute)
-        .and_then(|a| a.g.as_ref())
-        .ok_or_else(|| TractError::msg(format!("If node `{}` has no {attribute}", node.name)))?;
-    let mut nodes = body.node.clone();
-    for (i, (inner, outer)) in body.output.iter().zip(&node.output).enumerate() {
-        nodes.push(pb::NodeProto {
-            name: format!("{}__taken_{i}", node.name),
-            op_type: "Identity".into(),
-            input: vec![inner.name.clone()],
-            output: vec![outer.clone()],
-            ..Default::default()
-        });
-    }
-    graph.initializer.extend(body.initializer.iter().cloned());
-    graph.node.splice(index..index, nodes);
-    Ok(())
-}
-
-fn datum_type(dtype: DType) -> DatumType {
-    match dtype {
-        DType::Bool => DatumType::Bool,
-        DType::U8 => DatumType::U8,
-        DType::U16 => DatumType::U16,
-        DType::U32 => DatumType::U32,
-        DType::U64 => DatumType::U64,
-        DType::I8 => DatumType::I8,
-        DType::I16 => DatumType::I16,
-        DType::I32 => DatumType::I32,
-        DType::I64 => DatumType::I64,
-        DType::F16 => DatumType::F16,
-        DType::F32 => DatumType::F32,
-        DType::F64 => DatumType::F64,
-        DType::String => DatumType::String,
-    }
-}
-
-fn to_tract(tensor: &Tensor) -> Result<tract_onnx::prelude::Tensor> {
-    fn array<T: Datum + Clone>(shape: &[usize], v: &[T]) -> Result<tract_onnx::prelude::Tensor> {
-        tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), v.to_vec())
-            .map(IntoTensor::into_tensor)
-            .map_err(engine_error)
-    }
-    let shape = tensor.shape();
-    match tensor.data() {
-        TensorData::Bool(v) => array(shape, v),
-        TensorData::U8(v) => array(shape, v),
-        TensorData::U16(v) => array(shape, v),
-        TensorData::U32(v) => array(shape, v),
-        TensorData::U64(v) => array(shape, v),
-        TensorData::I8(v) => array(shape, v),
-        TensorData::I16(v) => array(shape, v),
-        TensorData::I32(v) => array(shape, v),
-        TensorData::I64(v) => array(shape, v),
-        TensorData::F16(v) => array(shape, v),
-        TensorData::F32(v) => array(shape, v),
-        TensorData::F64(v) => array(shape, v),
-        TensorData::String(v) => array(shape, v),
-    }
-}
-
-fn from_tract(name: &str, value: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
-    fn elements<T: Datum + Clone>(value: &tract_onnx::prelude::Tensor) -> Result<Vec<T>> {
-        Ok(value
-            .to_plain_array_view::<T>()
-            .map_err(engine_error)?
-            .iter()
-            .cloned()
-            .collect())
-    }
-    let data: TensorData = match value.datum_type() {
-        DatumType::Bool => elements::<bool>(value)?.into(),
-        DatumType::U8 => elements::<u8>(value)?.into(),
-        DatumType::U16 => elements::<u16>(value)?.into(),
-        DatumType::U32 => elements::<u32>(value)?.into(),
-        DatumType::U64 => elements::<u64>(value)?.into(),
-        DatumType::I8 => elements::<i8>(value)?.into(),
-        DatumType::I16 => elements::<i16>(value)?.into(),
-        DatumType::I32 => elements::<i32>(value)?.into(),
-        DatumType::I64 => elements::<i64>(value)?.into(),
-        DatumType::F16 => elements::<f16>(value)?.into(),
-        DatumType::F32 => elements::<f32>(value)?.into(),
-        DatumType::F64 => elements::<f64>(value)?.into(),
-        DatumType::String => elements::<String>(value)?.into(),
-        DatumType::TDim => elements::<TDim>(value)?
-            .iter()
-            .map(|d| d.to_i64().map_err(engine_error))
-            .collect::<Result<Vec<i64>>>()?
-            .into(),
-        other => {
-            return Err(Error::UnsupportedDType {
-                what: "output",
-                name: name.to_string(),
-                dtype: format!("{other:?}"),
-            });
-        }
-    };
-    Tensor::new(value.shape().to_vec(), data)
 }
