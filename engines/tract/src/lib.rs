@@ -24,6 +24,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::tract_linalg::multithread::Executor;
 use tract_onnx::tract_hir::infer::InferenceModelExt;
+use tract_onnx::tract_hir::ops::konst::Const;
 
 use crate::convert::{datum_type, from_tract, to_tract};
 pub use crate::facts::Facts;
@@ -38,7 +39,13 @@ const PLAN_CACHE_LOW_MEMORY: usize = 4;
 /// Domains whose operators tract registers (it keys its registry by name only).
 const KNOWN_DOMAINS: [&str; 2] = ["", "ai.onnx.ml"];
 
-type Plan = Arc<TypedRunnableModel>;
+/// An optimised model, and the model inputs it took as constants (not passed when it runs).
+struct Planned {
+    runnable: Arc<TypedRunnableModel>,
+    baked: Vec<usize>,
+}
+
+type Plan = Arc<Planned>;
 type PlanKey = (Vec<Vec<usize>>, Vec<i64>);
 
 /// A model parsed by tract, with its optimised plans.
@@ -59,8 +66,9 @@ pub struct TractEngine {
     /// The parsed ONNX graph, kept for models with `If` nodes (see `build_folded_plan`).
     proto: Option<pb::ModelProto>,
     model_dir: Option<String>,
-    /// Set once a plan needed `If` folding: plans are then also keyed by scalar input values.
-    folding: bool,
+    /// Set once a plan needed input values: small integer inputs (axes, sizes, a sample
+    /// rate) are then constants of each plan, which is keyed by their values too.
+    concrete: bool,
     options: RunOptions,
 }
 
@@ -152,20 +160,31 @@ impl TractEngine {
         Ok(plan)
     }
 
-    /// A plan with `facts`: directly, or (for models with `If` nodes) by folding branches.
+    /// A plan with `facts`: for any input values, or else for these inputs' small integer
+    /// values (operators whose axes, sizes or shapes arrive as inputs; `If` conditions, whose
+    /// taken branches are then inlined). The second is sound because plans are then keyed
+    /// by those values; once needed, it is used for every plan of the model.
     fn build_any_plan(&mut self, inputs: &[&Tensor], facts: Facts) -> TractResult<Plan> {
-        if self.folding {
-            return self.build_folded_plan(inputs, facts);
+        if self.concrete {
+            return self.build_concrete_plan(inputs, facts);
         }
-        match self.build_plan(inputs, facts) {
-            Ok(plan) => Ok(plan),
-            Err(direct) if self.proto.is_some() => {
-                let plan = self.build_folded_plan(inputs, facts).map_err(|_| direct)?;
-                self.folding = true;
-                self.plans.clear();
-                Ok(plan)
-            }
-            Err(direct) => Err(direct),
+        let direct = match self.build_plan(inputs, facts, false) {
+            Ok(plan) => return Ok(plan),
+            Err(direct) => direct,
+        };
+        let plan = self
+            .build_concrete_plan(inputs, facts)
+            .map_err(|_| direct)?;
+        self.concrete = true;
+        self.plans.clear();
+        Ok(plan)
+    }
+
+    fn build_concrete_plan(&self, inputs: &[&Tensor], facts: Facts) -> TractResult<Plan> {
+        if self.proto.is_some() {
+            self.build_folded_plan(inputs, facts)
+        } else {
+            self.build_plan(inputs, facts, true)
         }
     }
 
@@ -180,33 +199,55 @@ impl TractEngine {
         Ok(())
     }
 
-    /// Shapes of the inputs, and once folding is on, the values of integer scalar inputs.
+    /// Shapes of the inputs, and once plans are concrete, the values of small integer inputs.
     fn plan_key(&self, inputs: &[&Tensor]) -> PlanKey {
         let shapes = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        let scalars = if self.folding {
-            inputs.iter().filter_map(|t| scalar_value(t)).collect()
+        let values = if self.concrete {
+            inputs
+                .iter()
+                .filter_map(|t| small_integers(t))
+                .flatten()
+                .collect()
         } else {
             Vec::new()
         };
-        (shapes, scalars)
+        (shapes, values)
     }
 
+    /// Types and shapes every input; with `with_values`, small integer inputs become
+    /// constants of the graph (their indices are returned).
     fn input_facts(
         &self,
         model: &mut InferenceModel,
         inputs: &[&Tensor],
-        with_scalars: bool,
-    ) -> TractResult<()> {
+        with_values: bool,
+    ) -> TractResult<Vec<usize>> {
+        let outlets = model.input_outlets()?.to_vec();
+        let mut baked = Vec::new();
         for (index, tensor) in inputs.iter().enumerate() {
-            let fact = match scalar_value(tensor) {
-                Some(_) if with_scalars => {
-                    InferenceFact::from(to_tract(tensor).map_err(TractError::msg)?)
-                }
-                _ => InferenceFact::dt_shape(datum_type(tensor.dtype()), tensor.shape().to_vec()),
-            };
+            let fact = InferenceFact::dt_shape(datum_type(tensor.dtype()), tensor.shape().to_vec());
             model.set_input_fact(index, fact)?;
+            if with_values && small_integers(tensor).is_some() {
+                baked.push(index);
+            }
         }
-        Ok(())
+        for &index in &baked {
+            let outlet = outlets[index];
+            let value = to_tract(inputs[index]).map_err(TractError::msg)?;
+            model.nodes[outlet.node].op = Box::new(Const::new(value.clone().into_arc_tensor())?);
+            model.set_outlet_fact(outlet, InferenceFact::from(value))?;
+        }
+        model
+            .inputs
+            .retain(|outlet| !baked.iter().any(|&index| outlets[index] == *outlet));
+        Ok(baked)
+    }
+
+    fn optimise(&self, model: InferenceModel, baked: Vec<usize>) -> TractResult<Plan> {
+        let runnable = model
+            .into_optimized()?
+            .into_runnable_with_options(&self.options)?;
+        Ok(Arc::new(Planned { runnable, baked }))
     }
 
     /// The graph parsed with `facts`: the one in memory when it has them, otherwise read
@@ -233,12 +274,10 @@ impl TractEngine {
         Ok(onnx.parse(&proto, self.model_dir.as_deref())?.model)
     }
 
-    fn build_plan(&self, inputs: &[&Tensor], facts: Facts) -> TractResult<Plan> {
+    fn build_plan(&self, inputs: &[&Tensor], facts: Facts, with_values: bool) -> TractResult<Plan> {
         let mut model = self.graph(facts)?;
-        self.input_facts(&mut model, inputs, false)?;
-        model
-            .into_optimized()?
-            .into_runnable_with_options(&self.options)
+        let baked = self.input_facts(&mut model, inputs, with_values)?;
+        self.optimise(model, baked)
     }
 
     /// tract analyses both branches of an `If` against the same facts, so a branch that is
@@ -255,7 +294,7 @@ impl TractEngine {
         loop {
             let parsed = onnx.parse(&proto, self.model_dir.as_deref())?;
             let mut model = parsed.model;
-            self.input_facts(&mut model, inputs, true)?;
+            let baked = self.input_facts(&mut model, inputs, true)?;
             let _ = model.analyse(true); // obstinate: resolve what can be, failures included
             let graph = proto
                 .graph
@@ -263,9 +302,7 @@ impl TractEngine {
                 .ok_or_else(|| TractError::msg("model has no graph"))?;
             let decided = decided_ifs(&model, graph);
             if decided.is_empty() {
-                return model
-                    .into_optimized()?
-                    .into_runnable_with_options(&self.options);
+                return self.optimise(model, baked);
             }
             for (index, taken) in decided.into_iter().rev() {
                 inline_branch(graph, index, taken)?;
@@ -332,7 +369,7 @@ impl TractEngine {
             metadata: onnx.metadata,
             proto: has_if.then_some(proto),
             model_dir,
-            folding: false,
+            concrete: false,
             plans: LruCache::new(NonZeroUsize::new(cache).unwrap_or(NonZeroUsize::MIN)),
             options,
         })
@@ -345,9 +382,22 @@ impl Engine for TractEngine {
         // Build the plan now when the model fixes every input shape, so a model tract cannot
         // run fails at load rather than on its first request. Free dims are not guessed: a
         // guess (1) a good model cannot take would make it unavailable.
-        if let Some(inputs) = engine.metadata.fixed_inputs() {
-            let inputs: Vec<&Tensor> = inputs.values().collect();
-            engine.plan(&inputs)?;
+        // Zero-filled small integer inputs (axes, sizes) are values destino made up: a plan
+        // that fails on them waits for a request's real ones.
+        if let Some(fixed) = engine.metadata.fixed_inputs() {
+            let inputs: Vec<&Tensor> = engine
+                .metadata
+                .inputs
+                .iter()
+                .filter_map(|info| fixed.get(&info.name))
+                .collect();
+            let made_up = inputs.iter().any(|t| small_integers(t).is_some());
+            match engine.plan(&inputs) {
+                Err(_) if made_up => {}
+                planned => {
+                    planned?;
+                }
+            }
         }
         if config.low_memory {
             engine.model = None;
@@ -386,9 +436,11 @@ impl Engine for TractEngine {
         let plan = self.plan(&ordered)?;
         let values = ordered
             .iter()
-            .map(|t| Ok(to_tract(t)?.into_tvalue()))
+            .enumerate()
+            .filter(|(index, _)| !plan.baked.contains(index))
+            .map(|(_, t)| Ok(to_tract(t)?.into_tvalue()))
             .collect::<Result<TVec<_>>>()?;
-        let outputs = contained("running", || plan.run(values))?
+        let outputs = contained("running", || plan.runnable.run(values))?
             .map_err(|e| engine_error(format!("{e:#}")))?;
         let mut result = Tensors::new();
         for (info, value) in self.metadata.outputs.iter().zip(outputs) {
@@ -404,21 +456,28 @@ fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
     Some((meta.len(), meta.modified().ok()))
 }
 
-/// The value of an integer or bool rank-0 tensor.
-fn scalar_value(tensor: &Tensor) -> Option<i64> {
-    if !tensor.shape().is_empty() {
-        return None;
+/// Integer or bool inputs this small are the kind a graph needs as constants (axes, sizes,
+/// shapes, pads, a sample rate, an `If` condition), not data.
+const SMALL_INTEGERS: usize = 16;
+
+/// The values of an integer or bool input of at most [`SMALL_INTEGERS`] elements.
+fn small_integers(tensor: &Tensor) -> Option<Vec<i64>> {
+    fn widen<T: Copy>(v: &[T], f: impl Fn(T) -> Option<i64>) -> Option<Vec<i64>> {
+        if v.len() > SMALL_INTEGERS {
+            return None;
+        }
+        v.iter().map(|&x| f(x)).collect()
     }
     match tensor.data() {
-        TensorData::Bool(v) => v.first().map(|&b| i64::from(b)),
-        TensorData::U8(v) => v.first().map(|&x| i64::from(x)),
-        TensorData::U16(v) => v.first().map(|&x| i64::from(x)),
-        TensorData::U32(v) => v.first().map(|&x| i64::from(x)),
-        TensorData::U64(v) => v.first().and_then(|&x| i64::try_from(x).ok()),
-        TensorData::I8(v) => v.first().map(|&x| i64::from(x)),
-        TensorData::I16(v) => v.first().map(|&x| i64::from(x)),
-        TensorData::I32(v) => v.first().map(|&x| i64::from(x)),
-        TensorData::I64(v) => v.first().copied(),
+        TensorData::Bool(v) => widen(v, |b| Some(i64::from(b))),
+        TensorData::U8(v) => widen(v, |x| Some(i64::from(x))),
+        TensorData::U16(v) => widen(v, |x| Some(i64::from(x))),
+        TensorData::U32(v) => widen(v, |x| Some(i64::from(x))),
+        TensorData::U64(v) => widen(v, |x| i64::try_from(x).ok()),
+        TensorData::I8(v) => widen(v, |x| Some(i64::from(x))),
+        TensorData::I16(v) => widen(v, |x| Some(i64::from(x))),
+        TensorData::I32(v) => widen(v, |x| Some(i64::from(x))),
+        TensorData::I64(v) => widen(v, Some),
         _ => None,
     }
 }
