@@ -191,3 +191,35 @@ pub fn fake_loader(control: Arc<FakeControl>) -> EngineLoader {
         Ok(Box::new(FakeEngine::new(control.clone())) as Box<dyn Engine>)
     })
 }
+
+/// A registry over `root` with the fake engine, every model loaded: one instance, batches of
+/// one, a queue of 16, restarts within milliseconds.
+pub fn fake_registry(root: &Path, control: Arc<FakeControl>) -> crate::Registry {
+    let defaults = crate::ServingDefaults {
+        policy: crate::BatchPolicy {
+            max_batch_size: 1,
+            max_queue_delay: Duration::ZERO,
+            max_queue_size: 16,
+        },
+        instances: 1,
+    };
+    let supervision = crate::Supervision {
+        restart: crate::scheduler::RestartPolicy {
+            first_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        },
+        spawn: crate::scheduler::std_spawn(),
+    };
+    let registry = crate::Registry::new(
+        root.to_path_buf(),
+        fake_loader(control),
+        EngineConfig::default(),
+        defaults,
+        crate::Metrics::new(),
+    )
+    .with_supervision(supervision);
+    if let Err(e) = registry.load_all() {
+        panic!("the fake repository loads: {e}");
+    }
+    registry
+}

@@ -7,16 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use destino_core::EngineConfig;
 use destino_grpc::GrpcOptions;
 use destino_grpc::proto::ModelInferRequest;
 use destino_grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use destino_grpc::proto::model_infer_request::InferInputTensor;
-use destino_serving::scheduler::{RestartPolicy, std_spawn};
-use destino_serving::testing::{FakeControl, fake_loader};
-use destino_serving::{
-    BatchPolicy, Metrics, Registry, Service, ServiceOptions, ServingDefaults, Supervision,
-};
+use destino_serving::testing::{FakeControl, fake_registry};
+use destino_serving::{Service, ServiceOptions};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
@@ -34,30 +30,7 @@ fn repository() -> tempfile::TempDir {
 }
 
 fn service(root: &std::path::Path, control: &Arc<FakeControl>) -> Service {
-    let defaults = ServingDefaults {
-        policy: BatchPolicy {
-            max_batch_size: 1,
-            max_queue_delay: Duration::ZERO,
-            max_queue_size: 16,
-        },
-        instances: 1,
-    };
-    let supervision = Supervision {
-        restart: RestartPolicy {
-            first_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-        },
-        spawn: std_spawn(),
-    };
-    let registry = Registry::new(
-        root.to_path_buf(),
-        fake_loader(control.clone()),
-        EngineConfig::default(),
-        defaults,
-        Metrics::new(),
-    )
-    .with_supervision(supervision);
-    registry.load_all().unwrap();
+    let registry = fake_registry(root, control.clone());
     Service::new(Arc::new(registry), ServiceOptions::default())
 }
 

@@ -11,13 +11,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use destino_core::EngineConfig;
 use destino_http::{AppState, HttpOptions, router};
-use destino_serving::scheduler::{RestartPolicy, std_spawn};
-use destino_serving::testing::{FAIL, FakeControl, POISON, fake_inputs, fake_loader};
-use destino_serving::{
-    BatchPolicy, Metrics, Registry, Service, ServiceOptions, ServingDefaults, Supervision,
-};
+use destino_serving::testing::{FAIL, FakeControl, POISON, fake_inputs, fake_registry};
+use destino_serving::{Service, ServiceOptions};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -34,31 +30,7 @@ fn repository(manifest: &str) -> tempfile::TempDir {
 }
 
 fn app(root: &Path, control: &Arc<FakeControl>, timeout: Option<Duration>) -> (Router, Service) {
-    let defaults = ServingDefaults {
-        policy: BatchPolicy {
-            max_batch_size: 1,
-            max_queue_delay: Duration::ZERO,
-            max_queue_size: 16,
-        },
-        instances: 1,
-    };
-    let supervision = Supervision {
-        restart: RestartPolicy {
-            first_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-        },
-        spawn: std_spawn(),
-    };
-    let loader = fake_loader(control.clone());
-    let registry = Registry::new(
-        root.to_path_buf(),
-        loader,
-        EngineConfig::default(),
-        defaults,
-        Metrics::new(),
-    )
-    .with_supervision(supervision);
-    registry.load_all().unwrap();
+    let registry = fake_registry(root, control.clone());
     let options = ServiceOptions {
         request_timeout: timeout,
         ..ServiceOptions::default()
