@@ -47,6 +47,8 @@ struct GraphProto {
 
 #[derive(Clone, PartialEq, Message)]
 struct NodeProto {
+    #[prost(string, repeated, tag = "2")]
+    output: Vec<String>,
     #[prost(string, tag = "4")]
     op_type: String,
     #[prost(message, repeated, tag = "5")]
@@ -57,6 +59,12 @@ struct NodeProto {
 
 #[derive(Clone, PartialEq, Message)]
 struct AttributeProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int64, repeated, tag = "8")]
+    ints: Vec<i64>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    strings: Vec<Vec<u8>>,
     #[prost(message, optional, tag = "6")]
     g: Option<GraphProto>,
     #[prost(message, repeated, tag = "11")]
@@ -125,6 +133,9 @@ pub struct OnnxModel {
     pub ops: BTreeSet<OpType>,
     /// Outputs that are not tensors (sequences, maps), which destino does not serve.
     pub skipped_outputs: Vec<String>,
+    /// Outputs a `ZipMap` makes (a sequence of class → probability maps): served as the
+    /// probability tensor it zips, `[rows, classes]` in label order, on every engine.
+    pub zipmaps: Vec<ZipMapOutput>,
     pub ir_version: i64,
 }
 
@@ -185,19 +196,29 @@ impl OnnxModel {
             .filter(|i| !initializers.contains(i.name.as_str()))
             .map(|i| tensor_info(i, "input"))
             .collect::<Result<Vec<_>>>()?;
-        // Outputs that are not tensors (a ZipMap's sequence of maps, say) are computed by
-        // the runtime but not served; they are listed so `inspect` can say so.
-        let (tensor_outputs, skipped): (Vec<_>, Vec<_>) = graph.output.iter().partition(|o| {
-            o.r#type
+        // A ZipMap's sequence of maps is served as the tensor it zips; other outputs that are
+        // not tensors are computed by the runtime but not served (`inspect` lists them).
+        let mut outputs = Vec::new();
+        let (mut skipped_outputs, mut zipmaps) = (Vec::new(), Vec::new());
+        for output in &graph.output {
+            let is_tensor = output
+                .r#type
                 .as_ref()
                 .and_then(|t| t.tensor_type.as_ref())
-                .is_some()
-        });
-        let outputs = tensor_outputs
-            .into_iter()
-            .map(|o| tensor_info(o, "output"))
-            .collect::<Result<Vec<_>>>()?;
-        let skipped_outputs = skipped.into_iter().map(|o| o.name.clone()).collect();
+                .is_some();
+            if is_tensor {
+                outputs.push(tensor_info(output, "output")?);
+            } else if let Some(zipmap) = zipmap_output(graph, &output.name) {
+                outputs.push(TensorInfo {
+                    name: output.name.clone(),
+                    dtype: DType::F32,
+                    shape: Some(vec![Dim::Unknown, Dim::Fixed(zipmap.labels.len())]),
+                });
+                zipmaps.push(zipmap);
+            } else {
+                skipped_outputs.push(output.name.clone());
+            }
+        }
         if outputs.is_empty() {
             return Err(invalid("the model declares no tensor outputs".into()));
         }
@@ -228,9 +249,63 @@ impl OnnxModel {
             },
             ops,
             skipped_outputs,
+            zipmaps,
             ir_version: proto.ir_version,
         })
     }
+}
+
+/// The class labels of a `ZipMap`, in the order its probability columns come.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ZipMapLabels {
+    Int(Vec<i64>),
+    Text(Vec<String>),
+}
+
+impl ZipMapLabels {
+    pub fn len(&self) -> usize {
+        match self {
+            ZipMapLabels::Int(v) => v.len(),
+            ZipMapLabels::Text(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A graph output made by a `ZipMap` node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZipMapOutput {
+    pub name: String,
+    pub labels: ZipMapLabels,
+}
+
+/// The `ZipMap` (ai.onnx.ml) of the top-level graph that makes `output`, if one does.
+fn zipmap_output(graph: &GraphProto, output: &str) -> Option<ZipMapOutput> {
+    let node = graph.node.iter().find(|n| {
+        n.op_type == "ZipMap" && n.domain == "ai.onnx.ml" && n.output.iter().any(|o| o == output)
+    })?;
+    let attribute = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    let labels = match (
+        attribute("classlabels_int64s"),
+        attribute("classlabels_strings"),
+    ) {
+        (Some(ints), None) => ZipMapLabels::Int(ints.ints.clone()),
+        (None, Some(strings)) => ZipMapLabels::Text(
+            strings
+                .strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
+        _ => return None,
+    };
+    Some(ZipMapOutput {
+        name: output.to_string(),
+        labels,
+    })
 }
 
 /// The default domain is spelled both "" and "ai.onnx"; destino uses "".

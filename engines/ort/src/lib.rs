@@ -4,6 +4,7 @@
 
 mod device_probe;
 pub mod runtime_path;
+mod zipmap;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,7 @@ fn environment() -> Result<&'static Environment> {
 pub struct OrtEngine {
     session: Session,
     metadata: ModelMetadata,
+    zipmaps: Vec<destino_core::onnx::ZipMapOutput>,
     device: Device,
 }
 
@@ -195,6 +197,7 @@ impl Engine for OrtEngine {
         Ok(OrtEngine {
             session,
             metadata: model.metadata,
+            zipmaps: model.zipmaps,
             device: config.device,
         })
     }
@@ -230,7 +233,9 @@ impl Engine for OrtEngine {
         let outputs = self.session.run(values).map_err(engine_error)?;
         let mut result = Tensors::new();
         for (name, value) in &outputs {
-            if self.metadata.output(name).is_some() {
+            if let Some(zipmap) = self.zipmaps.iter().find(|z| z.name == name) {
+                result.insert(name.to_string(), zipmap::to_tensor(zipmap, &value)?);
+            } else if self.metadata.output(name).is_some() {
                 result.insert(name.to_string(), from_ort(name, &value)?);
             }
         }

@@ -18,7 +18,8 @@ pub enum Facts {
 impl Facts {
     /// The ONNX parser reading the file with these facts; the one constructor every parse uses.
     pub fn parser(self) -> Onnx {
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        crate::ml::register(&mut onnx.op_register);
         match self {
             Facts::Declared => onnx.with_ignore_output_shapes(false),
             Facts::ValueInfo => onnx,

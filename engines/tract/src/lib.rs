@@ -9,6 +9,7 @@
 mod convert;
 mod facts;
 mod fold;
+mod ml;
 mod panics;
 
 use std::num::NonZeroUsize;
@@ -61,6 +62,8 @@ pub struct TractEngine {
     /// The model file's size and modification time at load: a re-read must see the same file.
     stamp: Option<(u64, Option<SystemTime>)>,
     metadata: ModelMetadata,
+    /// The names of the graph's outputs, in the order plans produce them.
+    graph_outputs: Vec<String>,
     ops: Vec<OpType>,
     plans: LruCache<PlanKey, Plan>,
     /// The parsed ONNX graph, kept for models with `If` nodes (see `build_folded_plan`).
@@ -343,6 +346,12 @@ impl TractEngine {
             .ops
             .iter()
             .any(|op| op.domain.is_empty() && op.name == "If");
+        let graph_outputs = model
+            .output_outlets()
+            .map_err(engine_error)?
+            .iter()
+            .map(|&o| model.outlet_label(o).unwrap_or_default().to_string())
+            .collect();
         let tract_inputs = model.input_outlets().map_err(engine_error)?.len();
         if tract_inputs != onnx.metadata.inputs.len() {
             return Err(engine_error(format!(
@@ -367,6 +376,7 @@ impl TractEngine {
             stamp: file_stamp(path),
             ops: onnx.ops.iter().cloned().collect(),
             metadata: onnx.metadata,
+            graph_outputs,
             proto: has_if.then_some(proto),
             model_dir,
             concrete: false,
@@ -443,8 +453,11 @@ impl Engine for TractEngine {
         let outputs = contained("running", || plan.runnable.run(values))?
             .map_err(|e| engine_error(format!("{e:#}")))?;
         let mut result = Tensors::new();
-        for (info, value) in self.metadata.outputs.iter().zip(outputs) {
-            result.insert(info.name.clone(), from_tract(&info.name, &value)?);
+        // The graph's outputs, in order; those destino does not serve are dropped.
+        for (name, value) in self.graph_outputs.iter().zip(outputs) {
+            if self.metadata.output(name).is_some() {
+                result.insert(name.clone(), from_tract(name, &value)?);
+            }
         }
         Ok(result)
     }
