@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use destino_core::Error;
 use destino_core::npz::read_npz;
 use destino_core::parity::{Tolerance, compare_all};
 use destino_tests::{Loader, load_ort, load_tract};
@@ -16,10 +15,6 @@ const TOLERANCE: Tolerance = Tolerance {
     atol: 1e-5,
     rtol: 1e-4,
 };
-
-/// Fixtures whose operators tract does not run yet (`SVMClassifier`, `SVMRegressor`): the
-/// tract engine must refuse them by name, never answer.
-const NOT_ON_TRACT: [&str; 3] = ["svc_rbf_proba", "svc_linear_binary", "svr_rbf"];
 
 fn fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ml");
@@ -62,21 +57,6 @@ fn onnxruntime_answers_every_pipeline_as_its_library_does() {
 #[test]
 fn tract_answers_every_pipeline_as_its_library_does() {
     for dir in fixtures() {
-        let name = dir.file_name().unwrap().to_str().unwrap();
-        if NOT_ON_TRACT.contains(&name) {
-            match load_tract(&dir.join("model.onnx")) {
-                Err(Error::UnsupportedOperators { ops, .. }) => {
-                    assert!(
-                        ops.iter().any(|op| op.name.starts_with("SVM")),
-                        "{name}: {ops:?}"
-                    )
-                }
-                other => {
-                    panic!("{name}: expected a refusal naming the SVM operator, got {other:?}")
-                }
-            }
-            continue;
-        }
         check("tract", load_tract, &dir);
     }
 }

@@ -5,6 +5,7 @@
 mod kernel;
 mod parse;
 mod preprocess;
+mod svm;
 mod tree;
 mod trees;
 
@@ -22,4 +23,6 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("OneHotEncoder", preprocess::one_hot_encoder);
     ops.insert("FeatureVectorizer", preprocess::feature_vectorizer);
     ops.insert("ZipMap", preprocess::zipmap);
+    ops.insert("SVMClassifier", svm::classifier);
+    ops.insert("SVMRegressor", svm::regressor);
 }
