@@ -1,7 +1,7 @@
 """ONNX backend node tests (the `onnx` package's single-operator cases, all opsets) through
 destino's `run` command on each engine, and through onnxruntime's Python API for comparison.
 
-    conformance.py BINARY WORKDIR OUT_DIR [--every N] [--check]
+    conformance.py BINARY WORKDIR OUT_DIR [--every N] [--check] [--tract-cli PATH]
 
 Writes each case (model.onnx, inputs.npz) under WORKDIR, runs `BINARY run --engine ort|tract`
 on it, compares every output with the case's expected one (the onnx backend tests' tolerance,
@@ -9,6 +9,10 @@ rtol 1e-3 and atol 1e-7), and classifies it: pass, wrong (an output differs or i
 (destino refused or failed, with a message), crash (the process died without an error: an
 uncontained panic or a signal). Writes OUT_DIR/cases.csv (one row per case) and OUT_DIR/README.md (the totals
 and a table per operator).
+
+--tract-cli PATH adds tract's own command-line tool (`tract model.onnx -O
+--input-facts-from-bundle io.npz run --input-from-bundle io.npz --assert-output-bundle io.npz
+--approx approximate`) as a column, for comparison.
 
 --every N runs only every Nth case and the known tract panics (a fast subset); --check then compares with the committed
 OUT_DIR/cases.csv instead of writing it, and fails when a case that passed there does not pass,
@@ -78,6 +82,7 @@ def write_case(case, directory):
     feeds = {graph.input[i].name: as_array(v) for i, v in enumerate(inputs)}
     expected = {graph.output[i].name: as_array(v) for i, v in enumerate(outputs)}
     np.savez(os.path.join(directory, "inputs.npz"), **feeds)
+    np.savez(os.path.join(directory, "io.npz"), **feeds, **expected)
     return feeds, expected
 
 
@@ -120,6 +125,28 @@ def run_destino(binary, engine, directory, expected):
     return ("pass", "") if why is None else ("wrong", why)
 
 
+def run_tract_cli(cli, directory):
+    if not cli:
+        return "", ""
+    bundle = os.path.join(directory, "io.npz")
+    try:
+        done = subprocess.run(
+            [cli, os.path.join(directory, "model.onnx"), "-O", "--input-facts-from-bundle", bundle,
+             "run", "--input-from-bundle", bundle, "--assert-output-bundle", bundle,
+             "--approx", "approximate"],
+            capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return "error", f"no answer in {TIMEOUT_S} s"
+    message = (done.stderr.strip().splitlines() or [""])[-1][:200]
+    if done.returncode < 0 or done.returncode == 101:
+        return "crash", message or f"signal {-done.returncode}"
+    if done.returncode == 0:
+        return "pass", ""
+    wrong = any(w in done.stderr for w in ("Mismatch", "mismatch", "too far", "differ"))
+    return ("wrong" if wrong else "error"), message
+
+
 def run_onnxruntime(directory, feeds, expected):
     try:
         import onnxruntime
@@ -135,7 +162,7 @@ def run_onnxruntime(directory, feeds, expected):
     return ("pass", "") if why is None else ("wrong", why)
 
 
-def run_case(binary, workdir, case):
+def run_case(binary, workdir, case, tract_cli=None):
     directory = os.path.join(workdir, case.name)
     written = write_case(case, directory)
     row = {"case": case.name, "operator": operator(case.model)}
@@ -143,15 +170,18 @@ def run_case(binary, workdir, case):
         for engine in ENGINES:
             row[engine], row[f"{engine}_why"] = "error", "a sequence, map or optional input/output"
         row["onnxruntime"], row["onnxruntime_why"] = "", "not a tensor case"
+        row["tract_cli"], row["tract_cli_why"] = ("error", "not a tensor case") if tract_cli else ("", "")
         return row
     feeds, expected = written
     for engine in ENGINES:
         row[engine], row[f"{engine}_why"] = run_destino(binary, engine, directory, expected)
     row["onnxruntime"], row["onnxruntime_why"] = run_onnxruntime(directory, feeds, expected)
+    row["tract_cli"], row["tract_cli_why"] = run_tract_cli(tract_cli, directory)
     return row
 
 
-FIELDS = ["case", "operator", "ort", "ort_why", "tract", "tract_why", "onnxruntime", "onnxruntime_why"]
+FIELDS = ["case", "operator", "ort", "ort_why", "tract", "tract_why", "onnxruntime", "onnxruntime_why",
+          "tract_cli", "tract_cli_why"]
 
 
 def report(rows, every):
@@ -164,13 +194,15 @@ def report(rows, every):
     runners = [("destino, ort engine", "ort"), ("destino, tract engine", "tract")]
     if any(r["onnxruntime"] for r in rows):
         runners.append(("onnxruntime (Python)", "onnxruntime"))
+    if any(r.get("tract_cli") for r in rows):
+        runners.append(("tract CLI 0.23.9", "tract_cli"))
     for title, key in runners:
         counts = collections.Counter(r[key] for r in rows)
         cells = " | ".join(str(counts.get(o, 0)) for o in OUTCOMES)
         lines.append(f"| {title} | {cells} | {100 * counts.get('pass', 0) / total:.1f} |")
     if any(r["onnxruntime"] for r in rows):
         ort_passes = [r for r in rows if r["onnxruntime"] == "pass"]
-        for title, key in runners[:2]:
+        for title, key in [r for r in runners if r[1] != "onnxruntime"]:
             kept = sum(1 for r in ort_passes if r[key] == "pass")
             lines.append("")
             lines.append(f"{title}: {kept} of the {len(ort_passes)} cases onnxruntime passes "
@@ -210,13 +242,14 @@ def main():
     parser.add_argument("out_dir")
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--tract-cli")
     args = parser.parse_args()
     cases = sorted(node_cases.collect_testcases(None), key=lambda c: c.name)
     cases = [c for c in cases if c.model is not None and c.data_sets]
     if args.every > 1:
         cases = [c for i, c in enumerate(cases) if i % args.every == 0 or c.name in KNOWN_PANICS]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        rows = list(pool.map(lambda c: run_case(args.binary, args.workdir, c), cases))
+        rows = list(pool.map(lambda c: run_case(args.binary, args.workdir, c, args.tract_cli), cases))
     text = report(rows, args.every)
     print(text.split("\n\nPer operator")[0])
     cases_csv = os.path.join(args.out_dir, "cases.csv")

@@ -63,6 +63,29 @@ fn tract_reproduces_every_reference() {
 }
 
 #[test]
+fn recurrent_layers_agree_in_every_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = destino_tests::generated_models("recurrent_models.py", dir.path());
+    assert_eq!(names.len(), 18, "{names:?}");
+    for name in names {
+        let model = dir.path().join(format!("{name}.onnx"));
+        let inputs = destino_core::npz::read_npz(&dir.path().join(format!("{name}.npz"))).unwrap();
+        let expected = destino_tests::load_ort(&model)
+            .unwrap()
+            .run(&inputs)
+            .unwrap();
+        let actual = destino_tests::load_tract(&model)
+            .unwrap()
+            .run(&inputs)
+            .unwrap();
+        assert_eq!(actual.len(), expected.len(), "{name}");
+        for comparison in compare_all(&actual, &expected, TOLERANCE) {
+            assert!(comparison.within, "{name}: tract vs ort: {comparison}");
+        }
+    }
+}
+
+#[test]
 fn onnxruntime_with_two_threads_matches_one() {
     init_onnxruntime();
     let case = reference_case("efficientnet_lite0", None);

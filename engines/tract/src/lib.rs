@@ -11,6 +11,7 @@ mod facts;
 mod fold;
 mod ml;
 mod panics;
+mod rewrite;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -273,7 +274,8 @@ impl TractEngine {
                 self.path.display()
             )));
         }
-        let proto = onnx.proto_model_for_path(&self.path)?;
+        let mut proto = onnx.proto_model_for_path(&self.path)?;
+        rewrite::apply(&mut proto);
         Ok(onnx.parse(&proto, self.model_dir.as_deref())?.model)
     }
 
@@ -330,7 +332,8 @@ impl TractEngine {
         };
         let facts = Facts::Declared;
         let parser = facts.parser();
-        let proto = parser.proto_model_for_path(path).map_err(invalid)?;
+        let mut proto = parser.proto_model_for_path(path).map_err(invalid)?;
+        rewrite::apply(&mut proto);
         let model_dir = path.parent().and_then(Path::to_str).map(str::to_string);
         let parsed = parser
             .parse(&proto, model_dir.as_deref())
