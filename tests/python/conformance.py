@@ -102,24 +102,28 @@ def compare(got, expected):
     return None
 
 
+def run_process(command):
+    """(outcome, message, stderr): outcome "crash", "error" or "" (it exited 0)."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return "error", f"no answer in {TIMEOUT_S} s", ""
+    message = (done.stderr.strip().splitlines() or [""])[-1][:200]
+    # 101: a Rust panic that nothing contained; negative: a signal.
+    if done.returncode < 0 or done.returncode == 101:
+        return "crash", message or f"signal {-done.returncode}", done.stderr
+    return ("error" if done.returncode else ""), message, done.stderr
+
+
 def run_destino(binary, engine, directory, expected):
     out = os.path.join(directory, f"out_{engine}.npz")
     if os.path.exists(out):
         os.remove(out)
-    try:
-        done = subprocess.run(
-            [binary, "run", "--engine", engine, "--model", os.path.join(directory, "model.onnx"),
-             "--inputs", os.path.join(directory, "inputs.npz"), "--outputs", out],
-            capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        return "error", f"no answer in {TIMEOUT_S} s"
-    message = (done.stderr.strip().splitlines() or [""])[-1][:200]
-    # 101: a Rust panic that nothing contained; negative: a signal.
-    if done.returncode < 0 or done.returncode == 101:
-        return "crash", message or f"signal {-done.returncode}"
-    if done.returncode != 0:
-        return "error", message
+    outcome, message, _ = run_process(
+        [binary, "run", "--engine", engine, "--model", os.path.join(directory, "model.onnx"),
+         "--inputs", os.path.join(directory, "inputs.npz"), "--outputs", out])
+    if outcome:
+        return outcome, message
     with np.load(out) as got:
         why = compare(dict(got), expected)
     return ("pass", "") if why is None else ("wrong", why)
@@ -129,22 +133,13 @@ def run_tract_cli(cli, directory):
     if not cli:
         return "", ""
     bundle = os.path.join(directory, "io.npz")
-    try:
-        done = subprocess.run(
-            [cli, os.path.join(directory, "model.onnx"), "-O", "--input-facts-from-bundle", bundle,
-             "run", "--input-from-bundle", bundle, "--assert-output-bundle", bundle,
-             "--approx", "approximate"],
-            capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        return "error", f"no answer in {TIMEOUT_S} s"
-    message = (done.stderr.strip().splitlines() or [""])[-1][:200]
-    if done.returncode < 0 or done.returncode == 101:
-        return "crash", message or f"signal {-done.returncode}"
-    if done.returncode == 0:
-        return "pass", ""
-    wrong = any(w in done.stderr for w in ("Mismatch", "mismatch", "too far", "differ"))
-    return ("wrong" if wrong else "error"), message
+    outcome, message, stderr = run_process(
+        [cli, os.path.join(directory, "model.onnx"), "-O", "--input-facts-from-bundle", bundle,
+         "run", "--input-from-bundle", bundle, "--assert-output-bundle", bundle,
+         "--approx", "approximate"])
+    if outcome == "error" and any(w in stderr for w in ("Mismatch", "mismatch", "too far", "differ")):
+        return "wrong", message
+    return (outcome or "pass"), message
 
 
 def run_onnxruntime(directory, feeds, expected):

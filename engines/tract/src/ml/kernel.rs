@@ -201,8 +201,18 @@ impl InferenceRulesOp for MlOp {
     }
 }
 
+/// The elements of `tensor` as f64, row-major.
+pub fn values_f64(tensor: &Tensor) -> TractResult<Vec<f64>> {
+    let tensor = tensor.cast_to::<f64>()?;
+    Ok(tensor
+        .to_plain_array_view::<f64>()?
+        .iter()
+        .copied()
+        .collect())
+}
+
 /// The features of `input` (rank 1: one row; rank 2: rows × columns) as f64, row-major,
-/// with the column count.
+/// with the row and column counts.
 pub fn features(input: &Tensor) -> TractResult<(Vec<f64>, usize, usize)> {
     let shape = input.shape();
     let (rows, columns) = match shape {
@@ -210,11 +220,5 @@ pub fn features(input: &Tensor) -> TractResult<(Vec<f64>, usize, usize)> {
         [r, c] => (*r, *c),
         _ => bail!("features must be rank 1 or 2, got shape {shape:?}"),
     };
-    let values = input.cast_to::<f64>()?;
-    let values = values
-        .to_plain_array_view::<f64>()?
-        .iter()
-        .copied()
-        .collect();
-    Ok((values, rows, columns))
+    Ok((values_f64(input)?, rows, columns))
 }

@@ -4,7 +4,7 @@ use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{NodeProto, TensorProto};
 use tract_onnx::tract_hir::internal::*;
 
-use super::kernel::MlOp;
+use super::kernel::{MlOp, values_f64};
 use super::tree::{Aggregate, Cmp, Forest, NodeSpec, PostTransform, WeightSpec};
 use super::trees::{Labels, TreeClassifier, TreeRegressor};
 
@@ -15,7 +15,11 @@ fn err(node: &NodeProto, message: impl std::fmt::Display) -> TractError {
 }
 
 /// A float list given as `NAME` (floats) or `NAME_as_tensor` (a tensor, e.g. doubles).
-fn floats(ctx: &ParsingContext, node: &NodeProto, name: &str) -> TractResult<Option<Vec<f64>>> {
+pub(super) fn floats(
+    ctx: &ParsingContext,
+    node: &NodeProto,
+    name: &str,
+) -> TractResult<Option<Vec<f64>>> {
     if let Some(values) = node.get_attr_opt_vec::<f32>(name)? {
         return Ok(Some(values.into_iter().map(f64::from).collect()));
     }
@@ -24,14 +28,13 @@ fn floats(ctx: &ParsingContext, node: &NodeProto, name: &str) -> TractResult<Opt
         .transpose()
 }
 
+/// A tensor attribute's value (external data resolved as the model's own).
+pub(super) fn load(ctx: &ParsingContext, t: &TensorProto) -> TractResult<Tensor> {
+    tract_onnx::tensor::load_tensor(&*ctx.framework.provider, t, None)
+}
+
 fn tensor_values(ctx: &ParsingContext, t: &TensorProto) -> TractResult<Vec<f64>> {
-    let tensor = tract_onnx::tensor::load_tensor(&*ctx.framework.provider, t, None)?;
-    let tensor = tensor.cast_to::<f64>()?;
-    Ok(tensor
-        .to_plain_array_view::<f64>()?
-        .iter()
-        .copied()
-        .collect())
+    values_f64(&load(ctx, t)?)
 }
 
 fn ints(node: &NodeProto, name: &str) -> TractResult<Vec<i64>> {
@@ -318,7 +321,7 @@ pub fn ensemble(ctx: &ParsingContext, node: &NodeProto) -> Built {
     };
     let output = node
         .get_attr_opt::<&TensorProto>("leaf_weights")?
-        .map(|t| tract_onnx::tensor::load_tensor(&*ctx.framework.provider, t, None))
+        .map(|t| load(ctx, t))
         .transpose()?
         .map_or(DatumType::F32, |t| t.datum_type());
     let kernel = TreeRegressor {

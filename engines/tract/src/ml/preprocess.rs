@@ -7,18 +7,10 @@ use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{NodeProto, TensorProto};
 use tract_onnx::tract_hir::internal::*;
 
-use super::kernel::{Kernel, MlOp, Shape, Type};
+use super::kernel::{Kernel, MlOp, Shape, Type, values_f64};
+use super::parse::load;
 
 type Built = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
-
-fn values_f64(tensor: &Tensor) -> TractResult<Vec<f64>> {
-    let tensor = tensor.cast_to::<f64>()?;
-    Ok(tensor
-        .to_plain_array_view::<f64>()?
-        .iter()
-        .copied()
-        .collect())
-}
 
 /// `values` (row-major, input's shape) as a tensor of type `dt`.
 fn shaped(values: Vec<f64>, shape: &[usize], dt: DatumType) -> TractResult<TValue> {
@@ -310,10 +302,6 @@ impl Kernel for LabelEncoder {
             .collect();
         Ok(tvec!(tensor_of(&mapped, x.shape(), self.output)?))
     }
-}
-
-fn load(ctx: &ParsingContext, t: &TensorProto) -> TractResult<Tensor> {
-    tract_onnx::tensor::load_tensor(&*ctx.framework.provider, t, None)
 }
 
 /// A key or value list given by one of `{prefix}_strings`, `_int64s`, `_floats` or

@@ -322,16 +322,11 @@ impl Kernel for SvmClassifier {
     }
 }
 
-fn floats(node: &NodeProto, name: &str) -> TractResult<Vec<f64>> {
-    Ok(node
-        .get_attr_opt_vec::<f32>(name)?
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect())
+fn floats(ctx: &ParsingContext, node: &NodeProto, name: &str) -> TractResult<Vec<f64>> {
+    Ok(super::parse::floats(ctx, node, name)?.unwrap_or_default())
 }
 
-pub fn classifier(_: &ParsingContext, node: &NodeProto) -> Built {
+pub fn classifier(ctx: &ParsingContext, node: &NodeProto) -> Built {
     let fail = |m: String| format_err!("SVMClassifier `{}`: {m}", node.name);
     let labels = match (
         node.get_attr_opt_vec::<i64>("classlabels_ints")?,
@@ -361,11 +356,11 @@ pub fn classifier(_: &ParsingContext, node: &NodeProto) -> Built {
         per_class
     };
     let (vectors, coefficients, rho) = (
-        floats(node, "support_vectors")?,
-        floats(node, "coefficients")?,
-        floats(node, "rho")?,
+        floats(ctx, node, "support_vectors")?,
+        floats(ctx, node, "coefficients")?,
+        floats(ctx, node, "rho")?,
     );
-    let (prob_a, prob_b) = (floats(node, "prob_a")?, floats(node, "prob_b")?);
+    let (prob_a, prob_b) = (floats(ctx, node, "prob_a")?, floats(ctx, node, "prob_b")?);
     let post = PostTransform::parse(
         &node
             .get_attr_opt::<String>("post_transform")?
@@ -475,12 +470,12 @@ impl Kernel for SvmRegressor {
     }
 }
 
-pub fn regressor(_: &ParsingContext, node: &NodeProto) -> Built {
+pub fn regressor(ctx: &ParsingContext, node: &NodeProto) -> Built {
     let fail = |m: String| format_err!("SVMRegressor `{}`: {m}", node.name);
     let (vectors, coefficients, rho) = (
-        floats(node, "support_vectors")?,
-        floats(node, "coefficients")?,
-        floats(node, "rho")?,
+        floats(ctx, node, "support_vectors")?,
+        floats(ctx, node, "coefficients")?,
+        floats(ctx, node, "rho")?,
     );
     let supports = node.get_attr_opt::<i64>("n_supports")?.unwrap_or(0);
     let supports = usize::try_from(supports).map_err(|_| fail(format!("n_supports {supports}")))?;

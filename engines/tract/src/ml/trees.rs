@@ -6,6 +6,17 @@ use tract_onnx::tract_hir::internal::*;
 use super::kernel::{Kernel, Shape, Type, features};
 use super::tree::{Aggregate, Forest, PostTransform, logistic, probit, transform_row};
 
+/// The input's rows for `forest`, which must have every feature the trees read.
+fn rows_for(forest: &Forest, input: &Tensor) -> TractResult<(Vec<f64>, usize, usize)> {
+    let (x, rows, columns) = features(input)?;
+    ensure!(
+        columns >= forest.features,
+        "the trees read feature {} of {columns}",
+        forest.features - 1
+    );
+    Ok((x, rows, columns))
+}
+
 /// Class labels: integers or strings.
 #[derive(Debug, Clone)]
 pub enum Labels {
@@ -142,12 +153,7 @@ impl Kernel for TreeClassifier {
     }
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let (x, rows, columns) = features(&inputs[0])?;
-        ensure!(
-            columns >= self.forest.features,
-            "the trees read feature {} of {columns}",
-            self.forest.features - 1
-        );
+        let (x, rows, columns) = rows_for(&self.forest, &inputs[0])?;
         let n = self.labels.len();
         let mut probabilities = Vec::with_capacity(rows * n);
         let mut labels = Vec::with_capacity(rows);
@@ -244,12 +250,7 @@ impl Kernel for TreeRegressor {
     }
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let (x, rows, columns) = features(&inputs[0])?;
-        ensure!(
-            columns >= self.forest.features,
-            "the trees read feature {} of {columns}",
-            self.forest.features - 1
-        );
+        let (x, rows, columns) = rows_for(&self.forest, &inputs[0])?;
         let n = self.forest.targets;
         let mut out = Vec::with_capacity(rows * n);
         let (mut scores, mut has) = (vec![0.0; n], vec![false; n]);
