@@ -163,13 +163,13 @@ fn inspect_describes_the_model_and_engine_coverage() {
             "{stdout}"
         );
     }
-    let svm = fixture("ml/svc_linear_binary/model.onnx");
-    let out = run("destino-edge", &["inspect", p(&svm)]);
+    let unsupported = fixture("unsupported_ops.onnx");
+    let out = run("destino-edge", &["inspect", p(&unsupported)]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains(
-            "engine tract: cannot run 1 operator type(s): SVMClassifier (domain ai.onnx.ml)"
+            "engine tract: cannot run 2 operator type(s): CumProd (domain ai.onnx), LpPool (domain ai.onnx)"
         ),
         "{stdout}"
     );
