@@ -2,7 +2,7 @@
 //! output format. Keys are the ONNX input/output names exactly, `/` and `:` included.
 
 use std::fs::File;
-use std::io::{BufWriter, Cursor, Read, Seek, Write};
+use std::io::{BufReader, BufWriter, Cursor, Read, Seek, Write};
 use std::path::Path;
 
 use half::f16;
@@ -17,7 +17,7 @@ use crate::tensor::{Tensor, TensorData};
 /// Reads every array of an `.npz` file.
 pub fn read_npz(path: &Path) -> Result<Tensors> {
     let file = File::open(path).map_err(|e| Error::file(path, e))?;
-    read_npz_from(file).map_err(|e| Error::file(path, e))
+    read_npz_from(BufReader::with_capacity(IO_BUFFER_BYTES, file)).map_err(|e| Error::file(path, e))
 }
 
 /// Reads every array of an `.npz` stream.
@@ -39,8 +39,12 @@ pub fn read_npz_from(reader: impl Read + Seek) -> std::result::Result<Tensors, S
 /// Reads one `.npy` array from `path`.
 pub fn read_npy_file(path: &Path) -> Result<Tensor> {
     let file = File::open(path).map_err(|e| Error::file(path, e))?;
-    read_npy(file).map_err(|e| Error::file(path, e))
+    read_npy(BufReader::with_capacity(IO_BUFFER_BYTES, file)).map_err(|e| Error::file(path, e))
 }
+
+/// Files are read and written through a buffer this large: npy arrays are decoded element by
+/// element, which unbuffered would be one `read` call per element.
+const IO_BUFFER_BYTES: usize = 1 << 16;
 
 /// numpy's own default limit on the `.npy` header it reads (`max_header_size`).
 const MAX_NPY_HEADER_BYTES: usize = 10_000;
@@ -169,7 +173,7 @@ pub fn read_npy(mut reader: impl Read) -> std::result::Result<Tensor, String> {
 /// Writes `tensors` as an uncompressed `.npz` file numpy can load.
 pub fn write_npz(path: &Path, tensors: &Tensors) -> Result<()> {
     let file = File::create(path).map_err(|e| Error::file(path, e))?;
-    let mut zip = ZipWriter::new(BufWriter::new(file));
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(IO_BUFFER_BYTES, file));
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(true);
