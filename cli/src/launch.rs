@@ -19,10 +19,34 @@ use destino_core::engine::{EngineConfig, EngineLoader};
 use destino_core::repository::Repository;
 use destino_http::{AppState, HttpOptions, ServeOptions};
 use destino_serving::background::load_in_background;
-use destino_serving::{BatchPolicy, Metrics, Registry, Service, ServiceOptions, ServingDefaults};
+use destino_serving::{
+    BatchPolicy, Instances, Metrics, Registry, Service, ServiceOptions, ServingDefaults,
+};
 use tokio::sync::watch;
 
 use crate::grpc;
+use crate::machine::this_machine;
+
+/// `--instances`: a count, or `auto` (chosen per model from the machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstancesArg {
+    Auto,
+    Count(usize),
+}
+
+impl std::str::FromStr for InstancesArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(InstancesArg::Auto),
+            _ => match s.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(InstancesArg::Count(n)),
+                _ => Err(format!("`{s}` is not `auto` or a count of 1 or more")),
+            },
+        }
+    }
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,6 +64,8 @@ pub struct DestinationDefaults {
     pub max_batch_size: usize,
     /// Threads of the async HTTP runtime; `None` is one per core.
     pub http_threads: Option<usize>,
+    /// `--instances` when not given.
+    pub instances: InstancesArg,
 }
 
 /// `serve` flags; names follow Triton's where one exists.
@@ -79,9 +105,15 @@ pub struct ServeArgs {
     /// Requests that may wait per model; more are refused with 429 and Retry-After.
     #[arg(long, env = "DESTINO_MAX_QUEUE_SIZE", default_value_t = 128)]
     pub max_queue_size: usize,
-    /// Engine instances per model, each on its own thread (model.toml overrides).
-    #[arg(long, env = "DESTINO_INSTANCES", default_value_t = 1)]
-    pub instances: usize,
+    /// Engine instances per model, each on its own thread (model.toml overrides). `auto`:
+    /// one per `--threads` cores, within --instances-memory-mb at the model file's size each.
+    /// [default: auto on destino-server, 1 on destino-edge]
+    #[arg(long, env = "DESTINO_INSTANCES")]
+    pub instances: Option<InstancesArg>,
+    /// Memory the instances of one model may take together under `--instances auto`, in MiB.
+    /// [default: a quarter of the memory available at start, cgroup limit included]
+    #[arg(long, env = "DESTINO_INSTANCES_MEMORY_MB")]
+    pub instances_memory_mb: Option<u64>,
     /// Longest a request may wait for its outputs, in milliseconds; 0 waits forever.
     #[arg(long, env = "DESTINO_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
     pub request_timeout_ms: u64,
@@ -170,7 +202,10 @@ impl ServeArgs {
                 max_queue_delay: Duration::from_micros(self.max_queue_delay_us),
                 max_queue_size: self.max_queue_size,
             },
-            instances: self.instances,
+            instances: match self.instances.unwrap_or(defaults.instances) {
+                InstancesArg::Count(n) => Instances::Fixed(n),
+                InstancesArg::Auto => Instances::Auto(this_machine(self.instances_memory_mb)),
+            },
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod grpc;
 pub mod launch;
+pub mod machine;
 pub mod memory;
 pub mod offline;
 pub mod probe;

@@ -56,6 +56,9 @@ pub struct EngineConfig {
     /// it is needed (tract: the parsed graph, used to plan new input shapes). Devices turn it
     /// on; hosts keep planning fast.
     pub low_memory: bool,
+    /// Engines of this model that will run side by side: more than one lets an engine share
+    /// its weights between them.
+    pub instances: usize,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             spinning: false,
             device: Device::Cpu,
             low_memory: false,
+            instances: 1,
         }
     }
 }

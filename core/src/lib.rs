@@ -17,6 +17,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod repository;
 pub mod tensor;
+pub mod weights;
 
 pub use dtype::DType;
 pub use engine::{Device, Engine, EngineConfig, EngineLoader, loader};

@@ -69,6 +69,7 @@ impl RuntimeArgs {
             spinning: self.spinning,
             device: self.device,
             low_memory: false,
+            instances: 1,
         }
     }
 }
@@ -84,11 +85,12 @@ pub struct ServerServeArgs {
     pub require_gpu: bool,
 }
 
-/// Hosts batch a little by default and give the HTTP runtime every core.
+/// Hosts batch a little by default and give the HTTP runtime and the engines every core.
 pub const SERVER_DEFAULTS: DestinationDefaults = DestinationDefaults {
     program: "destino-server",
     max_batch_size: 4,
     http_threads: None,
+    instances: destino_cli::launch::InstancesArg::Auto,
 };
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ pub mod device;
 pub mod error;
 pub mod images;
 pub mod inference;
+pub mod instances;
 pub mod message;
 pub mod metrics;
 pub mod registry;
@@ -28,6 +29,7 @@ pub mod warmup;
 
 pub use error::{ApiError, ErrorKind};
 pub use inference::RequestRecord;
+pub use instances::{Instances, Machine};
 pub use metrics::Metrics;
 pub use registry::{IndexEntry, ModelState, Registry, RegistryError};
 pub use scheduler::{BatchPolicy, Reply, ServeError};

@@ -15,6 +15,7 @@ use destino_core::repository::{ModelEntry, ModelVersion};
 use destino_core::{Engine, Error, Result};
 
 use crate::batch::supports_batching;
+use crate::instances::Instances;
 use crate::metrics::Metrics;
 use crate::scheduler::{
     BatchPolicy, EngineFactory, InstanceStatus, RestartPolicy, Scheduler, SchedulerConfig, Spawn,
@@ -26,7 +27,7 @@ use crate::warmup::{Warmup, WarmupNote};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServingDefaults {
     pub policy: BatchPolicy,
-    pub instances: usize,
+    pub instances: Instances,
 }
 
 /// Identifies the files a served version came from, to notice when they change.
@@ -131,7 +132,20 @@ impl ServedModel {
         let fingerprint = Fingerprint::of(entry, version);
         let (manifest, base) = version.manifest(&entry.dir)?;
         let path = version.model_path();
-        let mut first = (context.loader)(&path, context.config)?;
+        let model_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let instances = match manifest.instances {
+            Some(n) => n.max(1),
+            None => context.defaults.instances.count(
+                model_bytes,
+                context.config.threads,
+                context.config.device != Device::Cpu,
+            ),
+        };
+        let config = EngineConfig {
+            instances,
+            ..context.config.clone()
+        };
+        let mut first = (context.loader)(&path, &config)?;
         manifest.check(first.metadata(), &base.join(MANIFEST_FILE))?;
         let mut labels = BTreeMap::new();
         for (output, spec) in &manifest.outputs {
@@ -145,12 +159,7 @@ impl ServedModel {
         if let Some(note) = &note {
             tracing::warn!(model = entry.name, version = version.number(), "{note}");
         }
-        let factory =
-            instance_factory(context.loader.clone(), path, context.config.clone(), warmup);
-        let instances = manifest
-            .instances
-            .unwrap_or(context.defaults.instances)
-            .max(1);
+        let factory = instance_factory(context.loader.clone(), path, config, warmup);
         let (engine, device) = (first.name(), first.device());
         let mut engines = vec![first];
         for _ in 1..instances {

@@ -201,7 +201,7 @@ pub fn fake_registry(root: &Path, control: Arc<FakeControl>) -> crate::Registry 
             max_queue_delay: Duration::ZERO,
             max_queue_size: 16,
         },
-        instances: 1,
+        instances: crate::Instances::Fixed(1),
     };
     let supervision = crate::Supervision {
         restart: crate::scheduler::RestartPolicy {

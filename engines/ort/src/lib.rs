@@ -4,11 +4,12 @@
 
 mod device_probe;
 pub mod runtime_path;
+mod shared_weights;
 mod zipmap;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use destino_core::{
     Device, Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor,
@@ -84,6 +85,8 @@ pub struct OrtEngine {
     metadata: ModelMetadata,
     zipmaps: Vec<destino_core::onnx::ZipMapOutput>,
     device: Device,
+    /// Shared with the other instances of the same model file (when there are others).
+    _weights: Option<Arc<shared_weights::SharedWeights>>,
 }
 
 fn engine_error(e: impl std::fmt::Display) -> Error {
@@ -123,8 +126,17 @@ impl OrtEngine {
             })
     }
 
-    fn session(path: &Path, model: &OnnxModel, config: &EngineConfig) -> Result<Session> {
-        OrtEngine::builder(config)?
+    fn session(
+        path: &Path,
+        model: &OnnxModel,
+        config: &EngineConfig,
+        weights: Option<&shared_weights::SharedWeights>,
+    ) -> Result<Session> {
+        let mut builder = OrtEngine::builder(config)?;
+        if let Some(weights) = weights {
+            builder = weights.apply(builder).map_err(engine_error)?;
+        }
+        builder
             .commit_from_file(path)
             .map_err(|e| classify_load_error(path, model, config.device, &e))
     }
@@ -193,8 +205,11 @@ fn classify_load_error(path: &Path, model: &OnnxModel, device: Device, e: &ort::
 impl Engine for OrtEngine {
     fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
         let model = OnnxModel::read(path)?;
-        let session = OrtEngine::session(path, &model, config)?;
+        // One instance keeps ONNX Runtime's own loading: a shared copy would be an extra one.
+        let weights = (config.instances > 1).then(|| shared_weights::for_model(path));
+        let session = OrtEngine::session(path, &model, config, weights.as_deref())?;
         Ok(OrtEngine {
+            _weights: weights,
             session,
             metadata: model.metadata,
             zipmaps: model.zipmaps,

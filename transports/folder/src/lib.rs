@@ -61,7 +61,7 @@ pub fn run(args: &WatchArgs, loader: EngineLoader, engine: EngineConfig) -> Exit
             max_queue_delay: Duration::ZERO,
             max_queue_size: 16,
         },
-        instances: 1,
+        instances: destino_serving::Instances::Fixed(1),
     };
     let registry = Registry::new(
         args.model_repository.clone(),
