@@ -25,3 +25,54 @@ start_server() {
   until grep -q '^ready:' "$log"; do sleep 0.2; kill -0 "$server"; done
   url="$(sed -n 's/^destino listening on //p' "$log")"
 }
+
+# start_static BODY_FILE: nginx from Debian answering every request with BODY_FILE's bytes
+# (as JSON) on a free port, one worker per core: the ceiling of any HTTP server on this
+# machine. Sets $static_url; nginx is stopped on exit.
+start_static() {
+  scripts/system-packages nginx
+  local body dir port
+  body="$(cat "$1")"
+  case "$body" in *"'"* | *'\'* | *'$'*) echo "start_static: body needs escaping" >&2; return 1 ;; esac
+  dir="$repo/nginx"
+  mkdir -p "$dir/logs"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type application/json; return 200 '$body'; }
+  }
+}
+CONF
+  /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf"
+  trap 'if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; /usr/sbin/nginx -p "'"$dir"'" -c "'"$dir"'/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$repo"' EXIT
+  static_url="http://127.0.0.1:$port"
+}
+
+# wrk_rps URL BODY_FILE CONNECTIONS SECONDS: requests per second of wrk (one thread) POSTing
+# BODY_FILE as JSON to URL over CONNECTIONS connections; non-2xx answers fail the run.
+wrk_rps() {
+  scripts/system-packages wrk
+  local script="$repo/post.lua"
+  cat >"$script" <<LUA
+local f = io.open("$2", "rb"); wrk.body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.stderr:write(string.format("non2xx=%d errors=%d\\n", summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+  local out
+  out="$(wrk -t1 -c"$3" -d"$4"s -s "$script" "$1" 2>"$repo/wrk.err")"
+  if ! grep -q '^non2xx=0 errors=0' "$repo/wrk.err"; then
+    echo "wrk against $1 saw failures: $(cat "$repo/wrk.err")" >&2
+    return 1
+  fi
+  sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out" | cut -d. -f1
+}

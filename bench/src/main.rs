@@ -1,6 +1,9 @@
 //! `destino-bench`: closed-loop HTTP load against a running server (each of `concurrency`
 //! clients sends its next request when the previous answer arrives), and the same model's
-//! raw in-process ONNX Runtime throughput, so the server's overhead reads as a ratio.
+//! raw in-process ONNX Runtime throughput, on one engine and on one engine per core (the
+//! machine's ceiling), so the server's overhead reads as ratios. With `--static-url` the same
+//! requests also go to a server answering a fixed body (bench/run: nginx), the ceiling of
+//! any HTTP server on this machine.
 //!
 //! With `--image FILE` the request is that encoded image, posted to the model's image route
 //! (`/models/{model}/predict`), and the in-process engine runs the tensor it preprocesses to:
@@ -54,6 +57,20 @@ struct Args {
     /// Send the reference tensors over gRPC to this address (host:port), raw contents.
     #[arg(long)]
     grpc: Option<String>,
+    /// Engines run side by side for the all-cores ceiling (one thread each). [default: the
+    /// cores of this machine]
+    #[arg(long)]
+    engines: Option<usize>,
+    /// Also send the same requests to this server answering a fixed body, and print the
+    /// ratio to it.
+    #[arg(long)]
+    static_url: Option<String>,
+    /// Write the request's body to this file, send it to --url once, write the answer's
+    /// body to --save-response, and exit (for other load generators and a static server).
+    #[arg(long, requires = "save_response")]
+    save_request: Option<PathBuf>,
+    #[arg(long, requires = "save_request")]
+    save_response: Option<PathBuf>,
 }
 
 /// What one client sends, over and over.
@@ -108,30 +125,69 @@ fn image_inputs(args: &Args, image: &[u8]) -> Result<Tensors> {
     )]))
 }
 
-fn in_process(model: &Path, inputs: &Tensors, threads: usize, seconds: f64) -> Result<Stats> {
+/// `engines` engines of `threads` threads each, each on its own thread, running `inputs`
+/// back to back for `seconds`: calls per second of them all.
+fn in_process(
+    model: &Path,
+    inputs: &Tensors,
+    threads: usize,
+    engines: usize,
+    seconds: f64,
+) -> Result<Stats> {
     init_onnxruntime();
     let config = EngineConfig {
         threads,
+        instances: engines,
         ..EngineConfig::default()
     };
-    let mut engine = OrtEngine::load(model, &config)?;
-    engine.run(inputs)?;
-    let mut latencies = Vec::new();
-    let start = Instant::now();
-    while start.elapsed().as_secs_f64() < seconds {
-        let t = Instant::now();
+    let mut loaded = Vec::new();
+    for _ in 0..engines.max(1) {
+        let mut engine = OrtEngine::load(model, &config)?;
         engine.run(inputs)?;
-        latencies.push(t.elapsed());
+        loaded.push(engine);
     }
-    Ok(stats(latencies, start.elapsed(), 0))
+    let start = Instant::now();
+    let runs: Vec<Result<Vec<Duration>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = loaded
+            .into_iter()
+            .map(|mut engine| {
+                scope.spawn(move || {
+                    let mut latencies = Vec::new();
+                    while start.elapsed().as_secs_f64() < seconds {
+                        let t = Instant::now();
+                        engine.run(inputs)?;
+                        latencies.push(t.elapsed());
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("engine thread panicked")))
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut latencies = Vec::new();
+    for run in runs {
+        latencies.extend(run?);
+    }
+    Ok(stats(latencies, elapsed, 0))
 }
 
 fn over_http(args: &Args, request: &Request, concurrency: usize) -> Stats {
-    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    over_http_to(&args.url, args.seconds, request, concurrency)
+}
+
+fn over_http_to(url: &str, seconds: f64, request: &Request, concurrency: usize) -> Stats {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let client = Client::new(&args.url);
+            let client = Client::new(url);
             let (path, body, headers) = (
                 request.path.clone(),
                 request.body.clone(),
@@ -163,6 +219,26 @@ fn over_http(args: &Args, request: &Request, concurrency: usize) -> Stats {
     stats(latencies, start.elapsed(), errors)
 }
 
+/// `served / baseline`, two decimals.
+fn ratio(served: &Stats, baseline: &Stats) -> String {
+    format!("{:.2}", served.per_second / baseline.per_second)
+}
+
+fn row(model: &str, path: &str, clients: usize, served: &Stats, ratios: &[String]) {
+    let errors = if served.errors > 0 {
+        format!(" ({} errors)", served.errors)
+    } else {
+        String::new()
+    };
+    println!(
+        "| {model} | {path} | {clients} | {:.0}{errors} | {} | {} | {} |",
+        served.per_second,
+        ms(served.p50),
+        ms(served.p99),
+        ratios.join(" | ")
+    );
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let image = match &args.image {
@@ -174,18 +250,42 @@ fn main() -> Result<()> {
         None => first_row(&reference_case(&args.model, None).inputs).context("batch-1 request")?,
     };
     let request = Request::new(&args, &inputs, image.as_deref());
-    let engine = in_process(
-        &model_path(&args.model),
-        &inputs,
-        args.threads,
-        args.seconds,
-    )?;
-    println!(
-        "| {} | in-process engine | 1 | {:.0} | {} | {} | 1.00 |",
-        args.model,
-        engine.per_second,
-        ms(engine.p50),
-        ms(engine.p99)
+    if let (Some(request_file), Some(file)) = (&args.save_request, &args.save_response) {
+        std::fs::write(request_file, &request.body)?;
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let answer = Client::new(&args.url).post(&request.path, &headers, &request.body);
+        anyhow::ensure!(
+            answer.status == 200,
+            "the server answered {}",
+            answer.status
+        );
+        std::fs::write(file, &answer.body)?;
+        return Ok(());
+    }
+    let model = model_path(&args.model);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let engines = args.engines.unwrap_or(cores);
+    let one = in_process(&model, &inputs, args.threads, 1, args.seconds)?;
+    let all = in_process(&model, &inputs, args.threads, engines, args.seconds)?;
+    let none = "".to_string();
+    row(
+        &args.model,
+        "in-process engine",
+        1,
+        &one,
+        &["1.00".into(), ratio(&one, &all), none.clone()],
+    );
+    let label = format!("in-process, {engines} engines");
+    row(
+        &args.model,
+        &label,
+        engines,
+        &all,
+        &[ratio(&all, &one), "1.00".into(), none.clone()],
     );
     let grpc = args
         .grpc
@@ -202,19 +302,27 @@ fn main() -> Result<()> {
                 format!("HTTP {}", request.protocol),
             ),
         };
-        let errors = if served.errors > 0 {
-            format!(" ({} errors)", served.errors)
-        } else {
-            String::new()
-        };
-        println!(
-            "| {} | {path} | {concurrency} | {:.0}{errors} | {} | {} | {:.2} |",
-            args.model,
-            served.per_second,
-            ms(served.p50),
-            ms(served.p99),
-            served.per_second / engine.per_second
+        let fixed = args
+            .static_url
+            .as_ref()
+            .map(|url| over_http_to(url, args.seconds, &request, concurrency));
+        let vs_static = fixed.as_ref().map_or(none.clone(), |f| ratio(&served, f));
+        row(
+            &args.model,
+            &path,
+            concurrency,
+            &served,
+            &[ratio(&served, &one), ratio(&served, &all), vs_static],
         );
+        if let Some(fixed) = &fixed {
+            row(
+                &args.model,
+                "static response (nginx)",
+                concurrency,
+                fixed,
+                &[none.clone(), none.clone(), "1.00".into()],
+            );
+        }
     }
     Ok(())
 }
