@@ -1,9 +1,9 @@
 //! `destino-bench`: closed-loop HTTP load against a running server (each of `concurrency`
 //! clients sends its next request when the previous answer arrives), and the same model's
 //! raw in-process ONNX Runtime throughput, on one engine and on one engine per core (the
-//! machine's ceiling), so the server's overhead reads as ratios. With `--static-url` the same
-//! requests also go to a server answering a fixed body (bench/run: nginx), the ceiling of
-//! any HTTP server on this machine.
+//! machine's ceiling), so the server's overhead reads as ratios. (bench/run compares small
+//! requests with a static-response server using wrk, which loads it harder than these
+//! clients can.)
 //!
 //! With `--image FILE` the request is that encoded image, posted to the model's image route
 //! (`/models/{model}/predict`), and the in-process engine runs the tensor it preprocesses to:
@@ -61,10 +61,6 @@ struct Args {
     /// cores of this machine]
     #[arg(long)]
     engines: Option<usize>,
-    /// Also send the same requests to this server answering a fixed body, and print the
-    /// ratio to it.
-    #[arg(long)]
-    static_url: Option<String>,
     /// Write the request's body to this file, send it to --url once, write the answer's
     /// body to --save-response, and exit (for other load generators and a static server).
     #[arg(long, requires = "save_response")]
@@ -179,15 +175,11 @@ fn in_process(
 }
 
 fn over_http(args: &Args, request: &Request, concurrency: usize) -> Stats {
-    over_http_to(&args.url, args.seconds, request, concurrency)
-}
-
-fn over_http_to(url: &str, seconds: f64, request: &Request, concurrency: usize) -> Stats {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let client = Client::new(url);
+            let client = Client::new(&args.url);
             let (path, body, headers) = (
                 request.path.clone(),
                 request.body.clone(),
@@ -271,13 +263,12 @@ fn main() -> Result<()> {
     let engines = args.engines.unwrap_or(cores);
     let one = in_process(&model, &inputs, args.threads, 1, args.seconds)?;
     let all = in_process(&model, &inputs, args.threads, engines, args.seconds)?;
-    let none = "".to_string();
     row(
         &args.model,
         "in-process engine",
         1,
         &one,
-        &["1.00".into(), ratio(&one, &all), none.clone()],
+        &["1.00".into(), ratio(&one, &all)],
     );
     let label = format!("in-process, {engines} engines");
     row(
@@ -285,7 +276,7 @@ fn main() -> Result<()> {
         &label,
         engines,
         &all,
-        &[ratio(&all, &one), "1.00".into(), none.clone()],
+        &[ratio(&all, &one), "1.00".into()],
     );
     let grpc = args
         .grpc
@@ -302,27 +293,13 @@ fn main() -> Result<()> {
                 format!("HTTP {}", request.protocol),
             ),
         };
-        let fixed = args
-            .static_url
-            .as_ref()
-            .map(|url| over_http_to(url, args.seconds, &request, concurrency));
-        let vs_static = fixed.as_ref().map_or(none.clone(), |f| ratio(&served, f));
         row(
             &args.model,
             &path,
             concurrency,
             &served,
-            &[ratio(&served, &one), ratio(&served, &all), vs_static],
+            &[ratio(&served, &one), ratio(&served, &all)],
         );
-        if let Some(fixed) = &fixed {
-            row(
-                &args.model,
-                "static response (nginx)",
-                concurrency,
-                fixed,
-                &[none.clone(), none.clone(), "1.00".into()],
-            );
-        }
     }
     Ok(())
 }
