@@ -93,6 +93,32 @@ impl TensorData {
         self.len() == 0
     }
 
+    /// Elements of `dtype` packed little-endian in `bytes` (V2 binary data, ONNX `raw_data`);
+    /// a trailing partial element is dropped. `None` for strings, which have no fixed width.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<TensorData> {
+        fn fixed<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+            bytes
+                .chunks_exact(N)
+                .map(|c| from(c.try_into().unwrap_or([0; N])))
+                .collect()
+        }
+        Some(match dtype {
+            DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+            DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::U16 => TensorData::U16(fixed(bytes, u16::from_le_bytes)),
+            DType::U32 => TensorData::U32(fixed(bytes, u32::from_le_bytes)),
+            DType::U64 => TensorData::U64(fixed(bytes, u64::from_le_bytes)),
+            DType::I8 => TensorData::I8(fixed(bytes, i8::from_le_bytes)),
+            DType::I16 => TensorData::I16(fixed(bytes, i16::from_le_bytes)),
+            DType::I32 => TensorData::I32(fixed(bytes, i32::from_le_bytes)),
+            DType::I64 => TensorData::I64(fixed(bytes, i64::from_le_bytes)),
+            DType::F16 => TensorData::F16(fixed(bytes, f16::from_le_bytes)),
+            DType::F32 => TensorData::F32(fixed(bytes, f32::from_le_bytes)),
+            DType::F64 => TensorData::F64(fixed(bytes, f64::from_le_bytes)),
+            DType::String => return None,
+        })
+    }
+
     /// An empty vector of `dtype` with room for `capacity` elements.
     pub fn with_capacity(dtype: DType, capacity: usize) -> TensorData {
         match dtype {

@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use half::f16;
 use prost::Message;
 
 use crate::dtype::DType;
@@ -86,32 +85,25 @@ pub fn shareable_initializers(path: &Path, min_bytes: usize) -> Result<Vec<(Stri
         .collect())
 }
 
+/// The element types engines take weights in from memory.
+const SHARED_DTYPES: [DType; 7] = [
+    DType::F32,
+    DType::F64,
+    DType::F16,
+    DType::I64,
+    DType::I32,
+    DType::I8,
+    DType::U8,
+];
+
 fn to_tensor(proto: TensorProto) -> Option<Tensor> {
     let shape = proto
         .dims
         .iter()
         .map(|&d| usize::try_from(d).ok())
         .collect::<Option<Vec<usize>>>()?;
-    let raw = proto.raw_data.as_slice();
-    macro_rules! decode {
-        ($t:ty) => {
-            TensorData::from(
-                raw.chunks_exact(size_of::<$t>())
-                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()))
-                    .collect::<Vec<$t>>(),
-            )
-        };
-    }
-    let data = match DType::from_onnx(proto.data_type)? {
-        DType::F32 => decode!(f32),
-        DType::F64 => decode!(f64),
-        DType::F16 => decode!(f16),
-        DType::I64 => decode!(i64),
-        DType::I32 => decode!(i32),
-        DType::I8 => decode!(i8),
-        DType::U8 => decode!(u8),
-        _ => return None,
-    };
+    let dtype = DType::from_onnx(proto.data_type).filter(|d| SHARED_DTYPES.contains(d))?;
+    let data = TensorData::from_le_bytes(dtype, &proto.raw_data)?;
     // A length that does not match the shape is the engine's to report.
     Tensor::new(shape, data).ok()
 }

@@ -1,6 +1,5 @@
 //! Turning V2 request inputs into tensors: JSON `data` (flat or nested) or raw binary.
 
-use half::f16;
 use serde::de::DeserializeSeed;
 
 use crate::error::ApiError;
@@ -70,13 +69,6 @@ pub fn split_bytes_elements<'a>(
     Ok(elements)
 }
 
-fn fixed<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|c| from(c.try_into().unwrap_or([0; N])))
-        .collect()
-}
-
 fn from_binary(
     name: &str,
     dtype: DType,
@@ -93,23 +85,13 @@ fn from_binary(
             )));
         }
     }
-    Ok(match dtype {
-        DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
-        DType::U8 => TensorData::U8(bytes.to_vec()),
-        DType::U16 => TensorData::U16(fixed(bytes, u16::from_le_bytes)),
-        DType::U32 => TensorData::U32(fixed(bytes, u32::from_le_bytes)),
-        DType::U64 => TensorData::U64(fixed(bytes, u64::from_le_bytes)),
-        DType::I8 => TensorData::I8(fixed(bytes, i8::from_le_bytes)),
-        DType::I16 => TensorData::I16(fixed(bytes, i16::from_le_bytes)),
-        DType::I32 => TensorData::I32(fixed(bytes, i32::from_le_bytes)),
-        DType::I64 => TensorData::I64(fixed(bytes, i64::from_le_bytes)),
-        DType::F16 => TensorData::F16(fixed(bytes, f16::from_le_bytes)),
-        DType::F32 => TensorData::F32(fixed(bytes, f32::from_le_bytes)),
-        DType::F64 => TensorData::F64(fixed(bytes, f64::from_le_bytes)),
-        DType::String => {
-            TensorData::String(text_elements(name, split_bytes_elements(name, bytes)?)?)
-        }
-    })
+    match TensorData::from_le_bytes(dtype, bytes) {
+        Some(data) => Ok(data),
+        None => Ok(TensorData::String(text_elements(
+            name,
+            split_bytes_elements(name, bytes)?,
+        )?)),
+    }
 }
 
 /// BYTES elements of input `name` as the text the engines hold; non-UTF-8 is refused.
