@@ -10,6 +10,24 @@ use crate::manifest::{MANIFEST_FILE, Manifest};
 
 pub const MODEL_FILE: &str = "model.onnx";
 
+/// Size and modification time of a file, to notice it replaced (hot swap) since it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    /// `None` when the file cannot be read.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
 /// One servable version of a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelVersion {

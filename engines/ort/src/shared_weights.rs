@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::SystemTime;
 
+use destino_core::repository::FileStamp;
 use destino_core::weights::shareable_initializers;
 use destino_core::{Tensor, TensorData};
 use ort::session::builder::{PrepackedWeights, SessionBuilder};
@@ -72,17 +72,14 @@ fn to_value(tensor: Tensor) -> Option<DynValue> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileKey {
     path: PathBuf,
-    modified: Option<SystemTime>,
-    len: u64,
+    stamp: Option<FileStamp>,
 }
 
 impl FileKey {
     fn of(path: &Path) -> FileKey {
-        let meta = std::fs::metadata(path).ok();
         FileKey {
             path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
-            modified: meta.as_ref().and_then(|m| m.modified().ok()),
-            len: meta.map_or(0, |m| m.len()),
+            stamp: FileStamp::of(path),
         }
     }
 }

@@ -15,8 +15,8 @@ mod rewrite;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
+use destino_core::repository::FileStamp;
 use destino_core::{
     Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor, TensorData,
     Tensors,
@@ -61,7 +61,7 @@ pub struct TractEngine {
     planned: bool,
     path: PathBuf,
     /// The model file's size and modification time at load: a re-read must see the same file.
-    stamp: Option<(u64, Option<SystemTime>)>,
+    stamp: Option<FileStamp>,
     metadata: ModelMetadata,
     /// The names of the graph's outputs, in the order plans produce them.
     graph_outputs: Vec<String>,
@@ -140,7 +140,7 @@ impl TractEngine {
         if let Some(plan) = self.plans.get(&key) {
             return Ok(plan.clone());
         }
-        if self.model.is_none() && file_stamp(&self.path) != self.stamp {
+        if self.model.is_none() && FileStamp::of(&self.path) != self.stamp {
             return Err(Error::ModelFileChanged {
                 path: self.path.clone(),
             });
@@ -268,7 +268,7 @@ impl TractEngine {
         if let Some(proto) = &self.proto {
             return Ok(onnx.parse(proto, self.model_dir.as_deref())?.model);
         }
-        if file_stamp(&self.path) != self.stamp {
+        if FileStamp::of(&self.path) != self.stamp {
             return Err(TractError::msg(format!(
                 "{} changed since it was loaded: load the model again",
                 self.path.display()
@@ -376,7 +376,7 @@ impl TractEngine {
             facts,
             planned: false,
             path: path.to_path_buf(),
-            stamp: file_stamp(path),
+            stamp: FileStamp::of(path),
             ops: onnx.ops.iter().cloned().collect(),
             metadata: onnx.metadata,
             graph_outputs,
@@ -464,12 +464,6 @@ impl Engine for TractEngine {
         }
         Ok(result)
     }
-}
-
-/// Size and modification time of `path`, to notice a model file replaced after load.
-fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()))
 }
 
 /// Integer or bool inputs this small are the kind a graph needs as constants (axes, sizes,
