@@ -14,14 +14,29 @@ use crate::body::body_too_large;
 use crate::error::{HttpError, InternalError};
 use crate::state::AppState;
 
+/// The per-route checks in one layer (each `from_fn` layer clones the state and the inner
+/// service and boxes a future per request): counts the response by matched route and status,
+/// refuses requests without the API key, and reads the body before the handler runs.
+pub async fn front_door(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = match api_key_refusal(&state, &request) {
+        Some(refusal) => refusal,
+        None => read_body_within_deadline(&state, request, next).await,
+    };
+    state
+        .service
+        .metrics()
+        .count_response(&route, response.status().as_u16());
+    response
+}
+
 /// Reads the whole request body before the handler runs, within `--body-read-timeout-ms` and
 /// `--max-body-bytes` (of the decompressed body): a client that trickles its body gets 408
 /// instead of holding a handler. Handlers then read the body from memory.
-pub async fn read_body_within_deadline(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn read_body_within_deadline(state: &AppState, request: Request, next: Next) -> Response {
     let Some(deadline) = state.options.body_read_timeout else {
         return next.run(request).await;
     };
@@ -68,17 +83,11 @@ fn is_health(path: &str) -> bool {
     )
 }
 
-/// Refuses requests without `Authorization: Bearer <key>` when a key is configured.
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(key) = state.options.api_key.as_deref() else {
-        return next.run(request).await;
-    };
+/// The answer to a request without `Authorization: Bearer <key>` when a key is configured.
+fn api_key_refusal(state: &AppState, request: &Request) -> Option<Response> {
+    let key = state.options.api_key.as_deref()?;
     if is_health(request.uri().path()) {
-        return next.run(request).await;
+        return None;
     }
     let presented = request
         .headers()
@@ -86,7 +95,7 @@ pub async fn require_api_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.as_bytes())) {
-        return next.run(request).await;
+        return None;
     }
     let mut response = HttpError::new(
         ErrorKind::Unauthenticated,
@@ -98,29 +107,11 @@ pub async fn require_api_key(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),
     );
-    response
+    Some(response)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Counts responses by matched route and status.
-pub async fn count_responses(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let response = next.run(request).await;
-    state
-        .service
-        .metrics()
-        .count_response(&route, response.status().as_u16());
-    response
 }
 
 /// Every error answers `{"error": ...}`: responses that are not JSON yet (a path or query

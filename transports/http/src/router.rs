@@ -20,9 +20,7 @@ use tower_http::trace::TraceLayer;
 use destino_serving::{ApiError, ErrorKind};
 
 use crate::error::{HttpError, InternalError};
-use crate::middleware::{
-    REQUEST_ID, count_responses, error_bodies, read_body_within_deadline, require_api_key,
-};
+use crate::middleware::{REQUEST_ID, error_bodies, front_door};
 use crate::state::AppState;
 use crate::{azure, openapi, repository, v2};
 
@@ -296,9 +294,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Innermost: bodies are read only for requests that passed the API key check.
-        .layer(from_fn_with_state(state.clone(), read_body_within_deadline))
-        .layer(from_fn_with_state(state.clone(), require_api_key))
-        .layer(from_fn_with_state(state.clone(), count_responses))
+        .layer(from_fn_with_state(state.clone(), front_door))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         // gzip/deflate request bodies (the limit applies to the decompressed size); responses
         // are compressed as Triton does: inference results only, when the client accepts it.
