@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use destino_core::engine::{Device, EngineConfig, EngineLoader};
 use destino_core::manifest::{MANIFEST_FILE, Manifest};
 use destino_core::metadata::ModelMetadata;
 use destino_core::postprocess::load_labels;
-use destino_core::repository::{ModelEntry, ModelVersion};
+use destino_core::repository::{FileStamp, ModelEntry, ModelVersion};
 use destino_core::{Engine, Error, Result};
 
 use crate::batch::supports_batching;
@@ -34,18 +34,14 @@ pub struct ServingDefaults {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub version: u64,
-    pub files: Vec<(String, Option<SystemTime>, u64)>,
+    pub files: Vec<(PathBuf, Option<FileStamp>)>,
 }
 
 impl Fingerprint {
     pub fn of(entry: &ModelEntry, version: &ModelVersion) -> Fingerprint {
         let stamp = |path: PathBuf| {
-            let meta = std::fs::metadata(&path).ok();
-            (
-                path.display().to_string(),
-                meta.as_ref().and_then(|m| m.modified().ok()),
-                meta.map_or(0, |m| m.len()),
-            )
+            let stamp = FileStamp::of(&path);
+            (path, stamp)
         };
         Fingerprint {
             version: version.number(),
