@@ -145,7 +145,8 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "DESTINO_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
-    /// Threads of the async HTTP runtime. [default: one per core on destino-server, 2 on
+    /// HTTP event loops, each a thread serving its own connections; also the threads of the
+    /// runtime serving gRPC and MQTT. [default: one per core on destino-server, 2 on
     /// destino-edge]
     #[arg(long, env = "DESTINO_HTTP_THREADS")]
     pub http_threads: Option<usize>,
@@ -179,13 +180,14 @@ impl ServeArgs {
         }
     }
 
-    pub fn serve_options(&self) -> ServeOptions {
+    pub fn serve_options(&self, defaults: &DestinationDefaults) -> ServeOptions {
         ServeOptions {
             address: SocketAddr::new(self.http_address, self.http_port),
             metrics_address: self
                 .metrics_port
                 .map(|port| SocketAddr::new(self.http_address, port)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            event_loops: self.threads(defaults),
         }
     }
 
@@ -243,16 +245,24 @@ impl ServeArgs {
         ))
     }
 
-    /// A multi-threaded tokio runtime sized by `--http-threads` or the destination's default.
+    /// `--http-threads`, or the destination's default, or one per core.
+    fn threads(&self, defaults: &DestinationDefaults) -> usize {
+        self.http_threads
+            .or(defaults.http_threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    /// The multi-threaded runtime for everything but the HTTP event loops (gRPC, MQTT,
+    /// signals), as many threads as those loops.
     pub fn runtime(
         &self,
         defaults: &DestinationDefaults,
     ) -> std::io::Result<tokio::runtime::Runtime> {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        if let Some(threads) = self.http_threads.or(defaults.http_threads) {
-            builder.worker_threads(threads.max(1));
-        }
-        builder.enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.threads(defaults))
+            .enable_all()
+            .build()
     }
 
     /// Serves `registry` over HTTP, and over `transport` when a binary brings one, until
@@ -265,7 +275,7 @@ impl ServeArgs {
     ) -> ExitCode {
         let service = Service::new(Arc::new(registry), self.service_options());
         let state = AppState::new(service.clone(), self.http_options());
-        let options = self.serve_options();
+        let options = self.serve_options(defaults);
         let address = options.address;
         let watch_interval = self.watch_interval();
         let grace = options.shutdown_grace;

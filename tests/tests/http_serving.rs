@@ -413,6 +413,42 @@ fn sigterm_drains_in_flight_requests_then_exits() {
 }
 
 #[test]
+fn sigterm_closes_connections_still_open_when_the_grace_period_ends() {
+    use std::io::Write;
+    let repository = tempfile::tempdir().unwrap();
+    add_model(repository.path(), "sklearn_digits_rf", None);
+    let server = TestServer::start(
+        repository.path(),
+        &["--shutdown-grace-secs", "1", "--http-threads", "3"],
+    );
+    let address = server.client.base.trim_start_matches("http://").to_string();
+    // Clients that send a request head and never its body, spread over the event loops.
+    let stalled: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            let head = format!(
+                "POST /v2/models/sklearn_digits_rf/infer HTTP/1.1\r\nHost: {address}\r\nContent-Length: 100\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    assert_eq!(server.client.get("/v2/health/ready").status, 200);
+    // Time for every loop to read its heads: a connection with no request yet closes at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = server.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before the grace period"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?} to exit");
+    drop(stalled);
+}
+
+#[test]
 fn metrics_port_serves_metrics_with_the_execution_provider() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();

@@ -7,6 +7,7 @@
 pub mod azure;
 pub mod body;
 pub mod error;
+mod event_loop;
 pub mod middleware;
 pub mod openapi;
 pub mod repository;

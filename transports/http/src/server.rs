@@ -1,14 +1,15 @@
-//! Running the HTTP front door: the listener (and an optional metrics-only one), and graceful
-//! shutdown: when `shutdown` fires, stop accepting and let in-flight requests drain within a
-//! deadline.
+//! Running the HTTP front door: one acceptor handing connections to `event_loops` threads,
+//! an optional metrics-only listener, and graceful shutdown: when `shutdown` fires, stop
+//! accepting and let in-flight requests drain within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::event_loop::{EventLoop, Outcome, accept};
 use crate::router::{metrics_router, router};
 use crate::state::AppState;
 
@@ -20,6 +21,8 @@ pub struct ServeOptions {
     pub metrics_address: Option<SocketAddr>,
     /// How long in-flight requests may take to finish once shutdown starts.
     pub shutdown_grace: Duration,
+    /// Threads serving connections, each running its own event loop.
+    pub event_loops: usize,
 }
 
 /// Serves until `shutdown` completes, then drains for at most `shutdown_grace`.
@@ -30,15 +33,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(options.address).await?;
     let address = listener.local_addr()?;
-    // Small answers go out at once instead of waiting on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
     // Scripts and tests read this line to find the port (useful with --http-port 0).
     println!("destino listening on http://{address}");
-    tracing::info!(%address, "listening");
+    tracing::info!(%address, event_loops = options.event_loops, "listening");
     if let Some(metrics_address) = options.metrics_address {
         let metrics_listener = TcpListener::bind(metrics_address).await?;
         tracing::info!(address = %metrics_listener.local_addr()?, "metrics listening");
@@ -49,22 +46,45 @@ pub async fn serve(
             }
         });
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
-    let mut graceful = stopped.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|s| *s).await;
-    });
-    let mut deadline = stopped;
-    tokio::select! {
-        result = server => result?,
-        _ = async move {
-            let _ = deadline.wait_for(|s| *s).await;
-            tokio::time::sleep(options.shutdown_grace).await;
-        } => tracing::warn!(grace = ?options.shutdown_grace, "drain deadline passed; closing remaining connections"),
+    let mut senders = Vec::new();
+    let mut loops = Vec::new();
+    for index in 0..options.event_loops.max(1) {
+        let (sender, connections) = mpsc::unbounded_channel();
+        let (done, finished) = oneshot::channel();
+        let event_loop = EventLoop {
+            connections,
+            address,
+            app: router(state.clone()),
+            stopped: stopped.clone(),
+            grace: options.shutdown_grace,
+        };
+        std::thread::Builder::new()
+            .name(format!("http-{index}"))
+            .spawn(move || {
+                let _ = done.send(event_loop.run());
+            })?;
+        senders.push(sender);
+        loops.push(finished);
+    }
+    tokio::spawn(accept(listener, senders, stopped));
+    let mut drained = true;
+    for finished in loops {
+        let outcome = finished
+            .await
+            .map_err(|_| std::io::Error::other("an HTTP event loop stopped unexpectedly"))??;
+        drained &= outcome == Outcome::Drained;
+    }
+    if !drained {
+        let grace = options.shutdown_grace;
+        tracing::warn!(
+            ?grace,
+            "drain deadline passed; closed the remaining connections"
+        );
     }
     Ok(())
 }
