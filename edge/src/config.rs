@@ -60,14 +60,13 @@ impl EdgeConfig {
     }
 }
 
-/// Devices keep memory small: no batching unless asked, two HTTP threads, one instance.
+/// Devices keep memory small: no batching unless asked, two HTTP threads; an instance per
+/// core within the memory budget (tract instances share their model's plans and weights).
 pub const EDGE_DEFAULTS: DestinationDefaults = DestinationDefaults {
     program: "destino-edge",
     max_batch_size: 1,
     http_threads: Some(2),
-    // tract instances do not share plans yet: each would hold the model's weights, and a
-    // shape one has planned would be new to the others.
-    instances: destino_cli::launch::InstancesArg::Count(1),
+    instances: destino_cli::launch::InstancesArg::Auto,
 };
 
 #[cfg(test)]
