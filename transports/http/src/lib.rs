@@ -11,6 +11,7 @@ mod event_loop;
 pub mod middleware;
 pub mod openapi;
 pub mod repository;
+mod request_id;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -14,13 +14,14 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use destino_serving::{ApiError, ErrorKind};
 
 use crate::error::{HttpError, InternalError};
 use crate::middleware::{REQUEST_ID, error_bodies, front_door};
+use crate::request_id::MakeCountedUuid;
 use crate::state::AppState;
 use crate::{azure, openapi, repository, v2};
 
@@ -320,7 +321,7 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(request_id, MakeCountedUuid));
     if let Some(cors) = cors(&state.options.cors_origins) {
         router = router.layer(cors);
     }
