@@ -107,7 +107,7 @@ pub struct ServeArgs {
     pub max_queue_size: usize,
     /// Engine instances per model, each on its own thread (model.toml overrides). `auto`:
     /// one per `--threads` cores, within --instances-memory-mb at the model file's size each.
-    /// [default: auto on destino-server, 1 on destino-edge]
+    /// [default: auto]
     #[arg(long, env = "DESTINO_INSTANCES")]
     pub instances: Option<InstancesArg>,
     /// Memory the instances of one model may take together under `--instances auto`, in MiB.
