@@ -290,22 +290,22 @@ class GrpcTest(unittest.TestCase):
         statistics = lambda: self.client.get_inference_statistics("efficientnet_lite0", as_json=True)
         ran = lambda: int(statistics()["model_stats"][0].get("inference_count", 0))
         before = ran()
-        results, busy = [], []
-        # Keep the engine busy, then send a request whose deadline passes while it waits.
-        for i in range(6):
-            thread = threading.Thread(
-                target=lambda: results.append(self.client.infer("efficientnet_lite0", make_inputs(inputs)))
+        answers = queue.Queue()
+        # Keep every instance busy with a backlog (sent before the next request, on the same
+        # channel: two instances taking batches of up to 4 still leave some queued), then
+        # send a request whose deadline passes while it waits.
+        busy = 12
+        for _ in range(busy):
+            self.client.async_infer(
+                "efficientnet_lite0", make_inputs(inputs), lambda result, error: answers.put(error)
             )
-            thread.start()
-            busy.append(thread)
         self.assert_code(
             lambda: self.client.infer("efficientnet_lite0", make_inputs(inputs), client_timeout=0.02),
             grpc.StatusCode.DEADLINE_EXCEEDED,
         )
-        for thread in busy:
-            thread.join()
-        self.assertEqual(len(results), 6)
-        self.assertEqual(ran() - before, 6, "the expired request was never computed")
+        errors = [answers.get(timeout=300) for _ in range(busy)]
+        self.assertEqual(errors, [None] * busy)
+        self.assertEqual(ran() - before, busy, "the expired request was never computed")
 
     def test_api_key(self):
         inputs, expected = reference("sklearn_digits_rf")
