@@ -4,8 +4,8 @@ streaming) and the standard health-checking client against a running destino ser
 (KServe's client registers the same protocol in protobuf's pool, so it runs apart:
 test_kserve_grpc.py.)
 
-    python tests/python/test_tritonclient_grpc.py --url 127.0.0.1:PORT --shared DIR \
-        --auth-url 127.0.0.1:PORT2 --api-key KEY --max-message-bytes N [unittest args]
+    python tests/python/test_tritonclient_grpc.py --url 127.0.0.1:PORT --http-url http://… \
+        --shared DIR --auth-url 127.0.0.1:PORT2 --api-key KEY --max-message-bytes N [unittest args]
 
 --url serves the shared models and `all_dtypes` (tests/fixtures) without an API key;
 --auth-url is a server that requires --api-key. Exits non-zero when any test fails.
@@ -17,7 +17,9 @@ import asyncio
 import queue
 import sys
 import threading
+import time
 import unittest
+import urllib.request
 
 import grpc
 import numpy as np
@@ -30,8 +32,16 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 import references
 from references import CASES, TIGER_CAT, assert_close
 
-URL = AUTH_URL = API_KEY = SHARED = ""
+URL = HTTP_URL = AUTH_URL = API_KEY = SHARED = ""
 MAX_MESSAGE_BYTES = 0
+
+
+def queued(model):
+    """Requests waiting for `model`'s instances, from the server's Prometheus metrics."""
+    with urllib.request.urlopen(f"{HTTP_URL}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    prefix = f'destino_queue_depth{{model="{model}"}} '
+    return sum(float(line[len(prefix):]) for line in metrics.splitlines() if line.startswith(prefix))
 
 
 def load(file):
@@ -291,14 +301,18 @@ class GrpcTest(unittest.TestCase):
         ran = lambda: int(statistics()["model_stats"][0].get("inference_count", 0))
         before = ran()
         answers = queue.Queue()
-        # Keep every instance busy with a backlog (sent before the next request, on the same
-        # channel: two instances taking batches of up to 4 still leave some queued), then
-        # send a request whose deadline passes while it waits.
-        busy = 12
+        # Keep every instance busy (two instances taking batches of up to 4) with a backlog of
+        # at least a batch waiting behind them, then send a request whose deadline passes
+        # while it waits.
+        busy = 16
         for _ in range(busy):
             self.client.async_infer(
                 "efficientnet_lite0", make_inputs(inputs), lambda result, error: answers.put(error)
             )
+        deadline = time.monotonic() + 60
+        while queued("efficientnet_lite0") < 4:
+            self.assertLess(time.monotonic(), deadline, "the backlog never queued")
+            time.sleep(0.001)
         self.assert_code(
             lambda: self.client.infer("efficientnet_lite0", make_inputs(inputs), client_timeout=0.02),
             grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -337,13 +351,14 @@ class GrpcTest(unittest.TestCase):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True)
+    parser.add_argument("--http-url", required=True, help="the same server's HTTP address (metrics)")
     parser.add_argument("--auth-url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--shared", required=True)
     parser.add_argument("--max-message-bytes", type=int, required=True)
     args, rest = parser.parse_known_args()
-    global URL, AUTH_URL, API_KEY, SHARED, MAX_MESSAGE_BYTES
-    URL, AUTH_URL, API_KEY, SHARED = args.url, args.auth_url, args.api_key, args.shared
+    global URL, HTTP_URL, AUTH_URL, API_KEY, SHARED, MAX_MESSAGE_BYTES
+    URL, HTTP_URL, AUTH_URL, API_KEY, SHARED = args.url, args.http_url, args.auth_url, args.api_key, args.shared
     MAX_MESSAGE_BYTES = args.max_message_bytes
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 

@@ -26,6 +26,8 @@ fn tritonclient_grpc_kserve_and_health_clients() {
         &[
             "--url",
             &url,
+            "--http-url",
+            &server.client.base,
             "--auth-url",
             &auth_url,
             "--api-key",
