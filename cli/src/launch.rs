@@ -127,6 +127,15 @@ pub struct ServeArgs {
     /// Largest decoded image, in pixels (checked before decoding).
     #[arg(long, env = "DESTINO_MAX_IMAGE_PIXELS", default_value_t = destino_core::preprocess::DEFAULT_MAX_PIXELS)]
     pub max_image_pixels: u64,
+    /// Most strings (or token-id lists) in one text request.
+    #[arg(long, env = "DESTINO_MAX_TEXT_INPUTS", default_value_t = destino_core::text::DEFAULT_MAX_INPUTS)]
+    pub max_text_inputs: usize,
+    /// Most bytes of one string of a text request, checked before tokenizing.
+    #[arg(long, env = "DESTINO_MAX_TEXT_BYTES", default_value_t = destino_core::text::DEFAULT_MAX_INPUT_BYTES)]
+    pub max_text_bytes: usize,
+    /// Most tokens, padding included, in one engine run of a text model.
+    #[arg(long, env = "DESTINO_MAX_BATCH_TOKENS", default_value_t = destino_core::text::DEFAULT_MAX_BATCH_TOKENS)]
+    pub max_batch_tokens: usize,
     /// Require `Authorization: Bearer <key>` on every route but health.
     #[arg(long, env = "DESTINO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -177,6 +186,11 @@ impl ServeArgs {
                 .then(|| Duration::from_millis(self.request_timeout_ms)),
             score_model: self.score_model.clone(),
             default_top_k: None,
+            text: destino_core::text::TextLimits {
+                max_inputs: self.max_text_inputs,
+                max_input_bytes: self.max_text_bytes,
+                max_batch_tokens: self.max_batch_tokens,
+            },
         }
     }
 

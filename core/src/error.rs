@@ -99,6 +99,14 @@ pub enum Error {
     #[error("image: {0}")]
     ImageTooLarge(String),
 
+    /// Text a text model cannot take (empty, token ids outside the vocabulary).
+    #[error("text: {0}")]
+    Text(String),
+
+    /// Text over a configured limit (bytes, tokens, inputs per request).
+    #[error("text: {0}")]
+    TextTooLong(String),
+
     /// The execution device could not be started (not a problem of the model itself).
     #[error("{device} is unavailable: {reason}")]
     DeviceUnavailable {
@@ -122,6 +130,8 @@ impl Error {
                 | Error::InvalidTensor(_)
                 | Error::Image(_)
                 | Error::ImageTooLarge(_)
+                | Error::Text(_)
+                | Error::TextTooLong(_)
         )
     }
 

@@ -1,6 +1,6 @@
 //! destino's inference core: everything that is the same at every destination, with no
 //! async, no transport and no inference runtime: tensors and dtypes, the ONNX reader, the
-//! `Engine` trait, preprocessing and postprocessing, `model.toml` manifests, the model
+//! `Engine` trait, preprocessing and postprocessing, `model.toml` manifests, tokenizers for text models, the model
 //! repository layout, npz files and output comparison. Engines implement [`Engine`] in their
 //! own crates.
 
@@ -17,6 +17,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod repository;
 pub mod tensor;
+pub mod text;
 pub mod weights;
 
 pub use dtype::DType;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::metadata::{Dim, ModelMetadata};
+use crate::text::TextSpec;
 
 pub const MANIFEST_FILE: &str = "model.toml";
 
@@ -34,6 +35,8 @@ pub struct Manifest {
     /// Postprocessing per output name.
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputSpec>,
+    /// A text model's tokenizer, pooling and limits (`tokenizer.json` alone needs none).
+    pub text: Option<TextSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -145,7 +145,7 @@ impl From<Error> for ApiError {
             Error::ModelFileChanged { .. } => {
                 ApiError::unavailable("model_changed", e.to_string(), 1)
             }
-            Error::ImageTooLarge(_) => ApiError::too_large(e.to_string()),
+            Error::ImageTooLarge(_) | Error::TextTooLong(_) => ApiError::too_large(e.to_string()),
             _ if e.is_client_error() => ApiError::invalid(e.to_string()),
             _ => ApiError::internal(e.to_string()),
         }

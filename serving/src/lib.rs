@@ -1,7 +1,8 @@
 //! destino's engine room, shared by every transport: the registry of served models (atomic
 //! hot swap), one supervised scheduler per model version (bounded queue, dynamic batching,
 //! engine threads restarted after failures), warm-up, metrics, and the protocol codecs
-//! (KServe V2 JSON and binary, Azure ML `/score`, images, self-describing messages). Errors
+//! (KServe V2 JSON and binary, Azure ML `/score`, images, text embeddings, self-describing
+//! messages). Errors
 //! are transport-neutral ([`ApiError`] with an [`ErrorKind`]); each transport maps them once.
 //! Nothing here knows HTTP.
 
@@ -16,6 +17,7 @@ pub mod inference;
 pub mod instances;
 pub mod message;
 pub mod metrics;
+pub mod openai;
 pub mod registry;
 pub mod scheduler;
 pub mod score;
@@ -24,6 +26,7 @@ pub mod service;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 pub mod v2;
 pub mod warmup;
 

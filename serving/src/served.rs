@@ -12,6 +12,7 @@ use destino_core::manifest::{MANIFEST_FILE, Manifest};
 use destino_core::metadata::ModelMetadata;
 use destino_core::postprocess::load_labels;
 use destino_core::repository::{FileStamp, ModelEntry, ModelVersion};
+use destino_core::text::{TOKENIZER_FILE, TextModel, find_tokenizer};
 use destino_core::{Engine, Error, Result};
 
 use crate::batch::supports_batching;
@@ -49,6 +50,8 @@ impl Fingerprint {
                 stamp(version.model_path()),
                 stamp(version.dir.join(MANIFEST_FILE)),
                 stamp(entry.dir.join(MANIFEST_FILE)),
+                stamp(version.dir.join(TOKENIZER_FILE)),
+                stamp(entry.dir.join(TOKENIZER_FILE)),
             ],
         }
     }
@@ -105,6 +108,8 @@ pub struct ServedModel {
     pub metadata: ModelMetadata,
     pub manifest: Manifest,
     pub labels: BTreeMap<String, Vec<String>>,
+    /// The tokenizer and pooling of a text model.
+    pub text: Option<Arc<TextModel>>,
     pub engine: &'static str,
     pub device: Device,
     pub batchable: bool,
@@ -150,6 +155,7 @@ impl ServedModel {
             }
         }
         let metadata = first.metadata().clone();
+        let text = load_text(entry, version, &manifest, &base, &metadata)?;
         let warmup = Arc::new(Warmup::for_model(&metadata, &manifest, &base));
         let note = warmup.run(first.as_mut());
         if let Some(note) = &note {
@@ -186,6 +192,7 @@ impl ServedModel {
             metadata,
             manifest,
             labels,
+            text,
             engine,
             device,
             batchable,
@@ -221,6 +228,40 @@ fn batch_policy(manifest: &Manifest, defaults: BatchPolicy) -> BatchPolicy {
             .max_queue_size
             .unwrap_or(defaults.max_queue_size)
             .max(1),
+    }
+}
+
+/// The model's tokenizer, when it has one. A `tokenizer.json` that does not fit a model whose
+/// manifest has no `[text]` section is reported, not fatal: the model still serves tensors.
+fn load_text(
+    entry: &ModelEntry,
+    version: &ModelVersion,
+    manifest: &Manifest,
+    base: &std::path::Path,
+    metadata: &ModelMetadata,
+) -> Result<Option<Arc<TextModel>>> {
+    let spec = manifest.text.as_ref();
+    let Some(path) = find_tokenizer(spec, base, &[&version.dir, &entry.dir]) else {
+        return match spec {
+            Some(_) => Err(Error::Manifest {
+                path: base.join(MANIFEST_FILE),
+                reason: format!("[text] needs a tokenizer; there is no {TOKENIZER_FILE}"),
+            }),
+            None => Ok(None),
+        };
+    };
+    match TextModel::load(&path, metadata, &spec.cloned().unwrap_or_default()) {
+        Ok(text) => Ok(Some(Arc::new(text))),
+        Err(e) if spec.is_some() => Err(e),
+        Err(e) => {
+            tracing::warn!(
+                model = entry.name,
+                version = version.number(),
+                "{} is not used, the model serves tensors only: {e}",
+                path.display()
+            );
+            Ok(None)
+        }
     }
 }
 

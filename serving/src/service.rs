@@ -19,6 +19,8 @@ pub struct ServiceOptions {
     pub score_model: Option<String>,
     /// Answers classes instead of tensors on the image routes, at most this many per image.
     pub default_top_k: Option<usize>,
+    /// Limits of text requests (strings per request, bytes per string, tokens per run).
+    pub text: destino_core::text::TextLimits,
 }
 
 impl Default for ServiceOptions {
@@ -28,6 +30,7 @@ impl Default for ServiceOptions {
             request_timeout: Some(Duration::from_secs(60)),
             score_model: None,
             default_top_k: None,
+            text: destino_core::text::TextLimits::default(),
         }
     }
 }

@@ -64,13 +64,20 @@ impl From<destino_core::Error> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.0.public_message() });
+        self.respond(body)
+    }
+}
+
+impl HttpError {
+    /// The error's status and headers with `body`, in a protocol's own error shape.
+    pub fn respond(self, body: serde_json::Value) -> Response {
         let status = self.status();
         let error = self.0;
         if error.kind == ErrorKind::Internal {
             tracing::error!(status = %status, "{}", error.message);
         }
-        let body = Json(serde_json::json!({ "error": error.public_message() }));
-        let mut response = (status, body).into_response();
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = error.retry_after_secs {
             response
                 .headers_mut()

@@ -1,6 +1,6 @@
 //! destino's HTTP front door, one router for every destination: KServe V2 (with Triton's
 //! binary tensor, classification and repository extensions), Azure ML routes, image
-//! scoring, OpenAPI, Prometheus metrics. Handlers are thin: the protocols live in
+//! scoring, OpenAI embeddings, OpenAPI, Prometheus metrics. Handlers are thin: the protocols live in
 //! `destino_serving`; this crate owns the routes, the middleware and the one place an error
 //! becomes a status (`error.rs`).
 
@@ -9,6 +9,7 @@ pub mod body;
 pub mod error;
 mod event_loop;
 pub mod middleware;
+pub mod openai;
 pub mod openapi;
 pub mod repository;
 mod request_id;

@@ -89,7 +89,7 @@ fn openapi(docs: &[RouteDoc], models: Vec<Value>) -> Value {
         "info": {
             "title": "destino",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "KServe V2 / Open Inference Protocol with Triton's binary tensor, classification and repository extensions; Azure ML inference server routes; image scoring."
+            "description": "KServe V2 / Open Inference Protocol with Triton's binary tensor, classification and repository extensions; Azure ML inference server routes; image scoring; OpenAI-compatible embeddings."
         },
         "paths": paths,
         "components": { "schemas": {
@@ -102,6 +102,16 @@ fn openapi(docs: &[RouteDoc], models: Vec<Value>) -> Value {
                     "parameters": { "type": "object" },
                     "inputs": { "type": "array", "items": tensor },
                     "outputs": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "parameters": { "type": "object" } } } }
+                }
+            },
+            "EmbeddingsRequest": {
+                "type": "object",
+                "required": ["model", "input"],
+                "properties": {
+                    "model": { "type": "string" },
+                    "input": { "description": "A string, a list of strings, a list of token ids, or a list of such lists" },
+                    "encoding_format": { "type": "string", "enum": ["float", "base64"] },
+                    "dimensions": { "type": "integer", "minimum": 1 }
                 }
             },
             "ScoreRequest": {

@@ -1,5 +1,6 @@
 //! The one routing table every destination serves: KServe V2, Triton's repository extension,
-//! Azure ML routes, image scoring, metrics. The OpenAPI document is generated from it.
+//! Azure ML routes, image scoring, OpenAI embeddings, metrics. The OpenAPI document is
+//! generated from it.
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::error::{HttpError, InternalError};
 use crate::middleware::{REQUEST_ID, error_bodies, front_door};
 use crate::request_id::MakeCountedUuid;
 use crate::state::AppState;
-use crate::{azure, openapi, repository, v2};
+use crate::{azure, openai, openapi, repository, v2};
 
 /// What the OpenAPI document says about a route.
 #[derive(Debug, Clone, Copy)]
@@ -225,6 +226,25 @@ pub fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 score,
             ),
             post(azure::score),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
+                    "/v1/embeddings",
+                    "OpenAI embeddings: text (or token ids) in, one vector per input out",
+                ),
+                "EmbeddingsRequest",
+            ),
+            post(openai::embeddings),
+        ),
+        (
+            doc("get", "/v1/models", "OpenAI model list: the models served"),
+            get(openai::models),
+        ),
+        (
+            doc("get", "/v1/models/{model}", "One OpenAI model object"),
+            get(openai::model),
         ),
         (
             doc("get", "/swagger.json", "This OpenAPI document"),

@@ -1,0 +1,133 @@
+//! Text in, embeddings out: tokenizing (on the blocking pool when large), runs grouped by
+//! length within the token budget, each through the model's queue, pooled back in order.
+
+use std::sync::Arc;
+
+use destino_core::text::{TextModel, Tokens, normalize};
+
+use crate::blocking::cpu_heavy;
+use crate::error::ApiError;
+use crate::inference::infer;
+use crate::served::ServedModel;
+use crate::service::Service;
+
+/// What a client sends to embed: strings, or token ids it tokenized itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextInput {
+    Strings(Vec<String>),
+    TokenIds(Vec<Vec<i64>>),
+}
+
+/// One embedding per input, in the order sent, and the tokens they took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    pub prompt_tokens: usize,
+}
+
+/// The model's text support, or why it has none.
+pub fn text_model(model: &ServedModel) -> Result<&Arc<TextModel>, ApiError> {
+    model.text.as_ref().ok_or_else(|| {
+        ApiError::invalid(format!(
+            "model `{}` is not a text model: it has no tokenizer.json (see README: \"Text models\")",
+            model.name
+        ))
+    })
+}
+
+/// Embeds `input` with `model`; `dimensions`, when given, must be the model's own or, for a
+/// Matryoshka model (`model.toml`), fewer.
+pub async fn embed(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    input: TextInput,
+    dimensions: Option<usize>,
+) -> Result<Embeddings, ApiError> {
+    let text = text_model(model)?.clone();
+    let limits = service.options.text;
+    let size = match &input {
+        TextInput::Strings(texts) => texts.iter().map(String::len).sum(),
+        TextInput::TokenIds(lists) => lists.iter().map(Vec::len).sum::<usize>() * 8,
+    };
+    let tokenizer = text.clone();
+    let tokens = cpu_heavy(size, "tokenizing", move || {
+        let tokens = match &input {
+            TextInput::Strings(texts) => {
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                tokenizer.tokenize(&texts, &limits)
+            }
+            TextInput::TokenIds(lists) => tokenizer.tokens_from_ids(lists, &limits),
+        };
+        tokens.map_err(ApiError::from)
+    })
+    .await?;
+    let tokens = Arc::new(tokens);
+    let max_rows = model.max_batch_size().unwrap_or(limits.max_inputs);
+    let runs = text.runs(&tokens, max_rows, limits.max_batch_tokens);
+    let mut pending = tokio::task::JoinSet::new();
+    for rows in runs {
+        let (service, model, text, tokens) =
+            (service.clone(), model.clone(), text.clone(), tokens.clone());
+        pending.spawn(async move {
+            let result = run(&service, &model, &text, &tokens, &rows).await;
+            (rows, result)
+        });
+    }
+    let mut vectors = vec![Vec::new(); tokens.len()];
+    while let Some(joined) = pending.join_next().await {
+        let (rows, result) =
+            joined.map_err(|e| ApiError::internal(format!("an embedding run failed: {e}")))?;
+        for (index, vector) in rows.into_iter().zip(result?) {
+            vectors[index] = vector;
+        }
+    }
+    let vectors = with_dimensions(vectors, dimensions, &text)?;
+    Ok(Embeddings {
+        vectors,
+        prompt_tokens: tokens.iter().map(|t| t.ids.len()).sum(),
+    })
+}
+
+/// One engine run of the inputs at `rows`.
+async fn run(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    text: &TextModel,
+    tokens: &[Tokens],
+    rows: &[usize],
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let rows: Vec<&Tokens> = rows.iter().map(|&i| &tokens[i]).collect();
+    let inputs = text.tensors(&rows)?;
+    let reply = infer(service, model, inputs, None).await?;
+    Ok(text.embeddings(&reply.outputs, &rows)?)
+}
+
+/// The embeddings cut to `dimensions` where the model allows it (scaled to unit length
+/// again when the model's are).
+fn with_dimensions(
+    mut vectors: Vec<Vec<f32>>,
+    dimensions: Option<usize>,
+    text: &TextModel,
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let native = vectors.first().map_or(0, Vec::len);
+    let Some(wanted) = dimensions.filter(|&d| d != native) else {
+        return Ok(vectors);
+    };
+    if !text.matryoshka() {
+        return Err(ApiError::invalid(format!(
+            "this model answers {native} dimensions and does not allow others (model.toml: [text] matryoshka = true)"
+        )));
+    }
+    if wanted == 0 || wanted > native {
+        return Err(ApiError::invalid(format!(
+            "dimensions must be between 1 and {native}, got {wanted}"
+        )));
+    }
+    for vector in &mut vectors {
+        vector.truncate(wanted);
+        if text.normalizes() {
+            normalize(vector);
+        }
+    }
+    Ok(vectors)
+}

@@ -1,0 +1,178 @@
+//! Text models over real HTTP: a model folder with `tokenizer.json` serves OpenAI's
+//! `/v1/embeddings` (the server tokenizes), equal to the reference embeddings on both
+//! engines; bad text is a clear 4xx that leaves other requests alone; the real `openai`
+//! Python package works unchanged.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use base64::Engine as _;
+use destino_core::Tensor;
+use destino_core::npz::read_npy_file;
+use destino_core::parity::{Tolerance, compare};
+use destino_tests::run_client_suite;
+use destino_tests::server::{TestServer, add_model};
+use destino_tests::shared_models;
+use serde_json::{Value, json};
+
+const MODEL: &str = "paraphrase_minilm_l3";
+
+/// A repository with the MiniLM sentence embedder (linked, with its tokenizer) and the
+/// digits forest (a tensor model).
+fn text_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = add_model(dir.path(), MODEL, None);
+    let tokenizer = shared_models().join(format!("{MODEL}.tokenizer.json"));
+    std::os::unix::fs::symlink(tokenizer, folder.join("tokenizer.json")).unwrap();
+    add_model(dir.path(), "sklearn_digits_rf", None);
+    dir
+}
+
+fn sentences() -> Vec<String> {
+    let text = std::fs::read_to_string(shared_models().join(format!("{MODEL}.sentences.txt")));
+    text.unwrap().lines().map(str::to_string).collect()
+}
+
+fn embeddings(reply: &Value) -> Tensor {
+    let rows = reply["data"].as_array().unwrap();
+    let mut values = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["index"], i);
+        assert_eq!(row["object"], "embedding");
+        let vector: Vec<f32> = match &row["embedding"] {
+            Value::String(text) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            other => serde_json::from_value(other.clone()).unwrap(),
+        };
+        values.push(vector);
+    }
+    let dim = values.first().map_or(0, Vec::len);
+    Tensor::new(vec![values.len(), dim], values.concat()).unwrap()
+}
+
+fn reference() -> Tensor {
+    read_npy_file(&shared_models().join(format!("{MODEL}.output.461.npy"))).unwrap()
+}
+
+fn assert_reference_rows(actual: &Tensor, rows: std::ops::Range<usize>) {
+    let reference = reference();
+    let dim = reference.shape()[1];
+    let data = reference.as_f32().unwrap()[rows.start * dim..rows.end * dim].to_vec();
+    let expected = Tensor::new(vec![rows.len(), dim], data).unwrap();
+    let comparison = compare("embeddings", actual, &expected, Tolerance::default());
+    assert!(comparison.within, "{comparison}");
+}
+
+#[test]
+fn embeddings_equal_the_reference_in_every_encoding() {
+    let repository = text_repository();
+    let server = TestServer::start(repository.path(), &[]);
+    let c = &server.client;
+    let texts = sentences();
+    for format in ["float", "base64"] {
+        let body = json!({ "model": MODEL, "input": texts, "encoding_format": format });
+        let reply = c.post_json("/v1/embeddings", &body);
+        assert_eq!(reply.status, 200, "{}\n{}", reply.text(), server.output());
+        let reply = reply.json();
+        assert_eq!(reply["object"], "list");
+        assert_eq!(reply["model"], MODEL);
+        assert_reference_rows(&embeddings(&reply), 0..texts.len());
+        // Every sentence's tokens, [CLS] and [SEP] included, without the batch's padding.
+        let tokens = reply["usage"]["prompt_tokens"].as_u64().unwrap();
+        assert!(tokens > 9 * 5 && tokens < 9 * 14, "{tokens}");
+    }
+    // One sentence alone (no padding) answers its row of the padded batch.
+    let one = c.post_json(
+        "/v1/embeddings",
+        &json!({ "model": MODEL, "input": texts[3] }),
+    );
+    assert_reference_rows(&embeddings(&one.json()), 3..4);
+    // Token ids a client tokenized itself: [CLS] hello [SEP].
+    let ids = c.post_json(
+        "/v1/embeddings",
+        &json!({ "model": MODEL, "input": [[101, 7592, 102]] }),
+    );
+    let by_ids = embeddings(&ids.json());
+    let by_text = embeddings(
+        &c.post_json(
+            "/v1/embeddings",
+            &json!({ "model": MODEL, "input": "hello" }),
+        )
+        .json(),
+    );
+    assert!(compare("ids", &by_ids, &by_text, Tolerance::default()).within);
+    let models = c.get("/v1/models").json();
+    let names: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [MODEL, "sklearn_digits_rf"]);
+    assert_eq!(
+        c.get(&format!("/v1/models/{MODEL}")).json()["object"],
+        "model"
+    );
+}
+
+/// The OpenAI error of a reply, after checking its status.
+fn openai_error(reply: &destino_tests::server::Reply, status: u16) -> String {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    let error = &reply.json()["error"];
+    assert!(error["type"].is_string(), "{error}");
+    error["message"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_text_is_a_clear_client_error_and_harms_nothing() {
+    let repository = text_repository();
+    let server = TestServer::start(repository.path(), &["--max-text-bytes", "65536"]);
+    let c = &server.client;
+    let post =
+        |input: Value| c.post_json("/v1/embeddings", &json!({ "model": MODEL, "input": input }));
+    assert!(openai_error(&post(json!("")), 400).contains("empty"));
+    assert!(openai_error(&post(json!(["fine", ""])), 400).contains("input 1 is empty"));
+    let huge = "word ".repeat(200_000);
+    assert!(openai_error(&post(json!(huge)), 413).contains("bytes"));
+    let many = vec!["a"; 100_000];
+    assert!(openai_error(&post(json!(many)), 413).contains("100000 inputs"));
+    assert!(openai_error(&post(json!([[101, 999_999]])), 400).contains("vocabulary"));
+    assert!(openai_error(&post(json!([[101, -3]])), 400).contains("vocabulary"));
+    assert!(openai_error(&post(json!({"text": "x"})), 400).contains("must be a string"));
+    let invalid_utf8 = br#"{"model": "paraphrase_minilm_l3", "input": "caf\xe9"}"#;
+    let reply = c.post(
+        "/v1/embeddings",
+        &[("content-type", "application/json")],
+        invalid_utf8,
+    );
+    assert!(openai_error(&reply, 400).contains("malformed"));
+    let tensors_only = c.post_json(
+        "/v1/embeddings",
+        &json!({ "model": "sklearn_digits_rf", "input": "x" }),
+    );
+    assert!(openai_error(&tensors_only, 400).contains("not a text model"));
+    let unknown = c.post_json("/v1/embeddings", &json!({ "model": "nope", "input": "x" }));
+    assert!(openai_error(&unknown, 404).contains("nope"));
+    let dims = c.post_json(
+        "/v1/embeddings",
+        &json!({ "model": MODEL, "input": "x", "dimensions": 8 }),
+    );
+    assert!(openai_error(&dims, 400).contains("384 dimensions"));
+    // Nothing above touched the model: a good request still answers the reference.
+    let good = post(json!(sentences()));
+    assert_reference_rows(&embeddings(&good.json()), 0..9);
+}
+
+#[test]
+fn the_openai_python_client_works_unchanged() {
+    let repository = text_repository();
+    let server = TestServer::start(repository.path(), &[]);
+    let url = format!("{}/v1", server.client.base);
+    let report = run_client_suite("test_openai.py", &["--url", &url, "--model", MODEL], || {
+        server.output()
+    });
+    assert!(report.contains("OK"), "{report}");
+}
