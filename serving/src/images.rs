@@ -122,11 +122,13 @@ pub fn outputs_json(
 
 /// Triton's classification extension: the top `k` classes of each row of `tensor` as BYTES
 /// `"score:index:label"`, shape `[rows.., k]`. Scores follow the manifest's activation.
+/// `batched`: axis 0 holds one row per input (a batching model, or a text request's strings).
 pub fn classification_tensor(
     model: &ServedModel,
     output: &str,
     tensor: &Tensor,
     k: usize,
+    batched: bool,
 ) -> Result<Tensor, ApiError> {
     let mut spec = output_spec(model, output, Some(k)).unwrap_or(OutputSpec {
         activation: Default::default(),
@@ -137,8 +139,8 @@ pub fn classification_tensor(
     // As Triton ranks: each batch row's whole contents for a batching model, the whole
     // tensor for a model without batching.
     let total = tensor.data().len();
-    let rows = match (model.max_batch_size(), tensor.shape().first()) {
-        (Some(_), Some(&rows)) if rows > 0 => rows,
+    let rows = match (batched, tensor.shape().first()) {
+        (true, Some(&rows)) if rows > 0 => rows,
         _ => 1,
     };
     let (_, data) = tensor.clone().into_parts();
@@ -155,9 +157,9 @@ pub fn classification_tensor(
             None => format!("{}:{}", c.score, c.index),
         })
         .collect();
-    let shape = match model.max_batch_size() {
-        Some(_) => vec![rows, k],
-        None => vec![k],
+    let shape = match batched {
+        true => vec![rows, k],
+        false => vec![k],
     };
     Tensor::new(shape, strings).map_err(|e| ApiError::internal(e.to_string()))
 }

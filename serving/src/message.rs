@@ -2,8 +2,10 @@
 //! payload says what it is, the answer is what the HTTP routes would answer.
 //!
 //! - A JSON object with `inputs`: a KServe V2 inference request; the answer is the V2 response.
-//! - Another JSON object: an Azure ML `/score` body (`{"data": ...}` or one array per input).
-//! - Anything else: an encoded image for the model's image input; the answer is its classes.
+//! - Another JSON object: an Azure ML `/score` body (`{"data": ...}` or one array per input;
+//!   strings for a text model).
+//! - Anything else: an encoded image for the model's image input (its classes), or for a text
+//!   model without one, UTF-8 text.
 
 use std::sync::Arc;
 
@@ -54,9 +56,12 @@ fn is_v2_request(payload: &[u8]) -> bool {
     if !starts_json_object(payload) {
         return false;
     }
+    /// A V2 input is an object (not a string: `{"inputs": ["text"]}` is a text body).
+    #[derive(serde::Deserialize)]
+    struct Input {}
     #[derive(serde::Deserialize)]
     struct Probe {
-        inputs: Option<serde::de::IgnoredAny>,
+        inputs: Option<Vec<Input>>,
     }
     serde_json::from_slice::<Probe>(payload).is_ok_and(|p| p.inputs.is_some())
 }
@@ -87,6 +92,7 @@ mod tests {
     fn v2_requests_are_told_apart_from_score_bodies_and_images() {
         assert!(is_v2_request(br#" {"id": "1", "inputs": []}"#));
         assert!(!is_v2_request(br#"{"data": [[1, 2]]}"#));
+        assert!(!is_v2_request(br#"{"inputs": ["some text"]}"#));
         assert!(!is_v2_request(br#"{"inputs": "#));
         assert!(!is_v2_request(b"\xff\xd8\xff\xe0 jpeg"));
     }

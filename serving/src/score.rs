@@ -1,6 +1,7 @@
 //! The Azure ML `/score` protocol and image scoring, without the transport: a JSON object
 //! (`{"data": ...}` for single-input models, one array per input otherwise; dtypes from the
-//! model, shapes from the nesting) or encoded images in; classes or nested arrays out.
+//! model, shapes from the nesting), encoded images, or text for text models in; classes or
+//! nested arrays out.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +17,7 @@ use crate::images::{image_input, images_to_tensor, outputs_json};
 use crate::inference::infer;
 use crate::served::ServedModel;
 use crate::service::Service;
+use crate::text::{TextInput, embed, embeddings_tensors, strings_body};
 use crate::v2::decode::to_tensor;
 use crate::v2::depth::check_depth;
 use crate::v2::request::{InputData, RequestInput};
@@ -29,8 +31,56 @@ pub async fn score_body(
     body: Bytes,
 ) -> Result<Value, ApiError> {
     let decoding = Instant::now();
+    if let Some(texts) = text_body(model, &body).await? {
+        return text_answer(service, model, top_k, texts).await;
+    }
     let inputs = body_inputs(service, model, body).await?;
     answer(service, model, top_k, inputs, decoding).await
+}
+
+/// The strings of a body to a text model: a JSON object of strings (`strings_body`), or a
+/// raw UTF-8 body when the model takes no image. `None` for anything else.
+async fn text_body(
+    model: &Arc<ServedModel>,
+    body: &Bytes,
+) -> Result<Option<Vec<String>>, ApiError> {
+    if model.text.is_none() {
+        return Ok(None);
+    }
+    if starts_json_object(body) {
+        let (owned, body) = (model.clone(), body.clone());
+        return cpu_heavy(body.len(), "decoding the body", move || {
+            let value: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?;
+            Ok(strings_body(&owned, &value))
+        })
+        .await;
+    }
+    if image_input(model).is_some() {
+        return Ok(None);
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(Some(vec![text.to_string()])),
+        Err(e) => Err(ApiError::invalid(format!("the text is not UTF-8: {e}"))),
+    }
+}
+
+/// Embeds `texts` and answers as `answer` does: classes where `model.toml` describes the
+/// output, nested arrays otherwise.
+async fn text_answer(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    top_k: Option<usize>,
+    texts: Vec<String>,
+) -> Result<Value, ApiError> {
+    let embeddings = embed(service, model, TextInput::Strings(texts), None, None).await?;
+    let tensors = embeddings_tensors(model, embeddings)?;
+    let top_k = top_k.or(service.options.default_top_k);
+    Ok(json!({
+        "model_name": model.name,
+        "model_version": model.version.to_string(),
+        "outputs": outputs_json(model, &tensors, top_k)?,
+    }))
 }
 
 /// The tensors a body that is not multipart carries: a JSON object, or one encoded image.

@@ -2,8 +2,11 @@
 //! length within the token budget, each through the model's queue, pooled back in order.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use destino_core::text::{TextModel, Tokens, normalize};
+use destino_core::{Tensor, TensorData, Tensors};
+use serde_json::Value;
 
 use crate::blocking::cpu_heavy;
 use crate::error::ApiError;
@@ -36,12 +39,13 @@ pub fn text_model(model: &ServedModel) -> Result<&Arc<TextModel>, ApiError> {
 }
 
 /// Embeds `input` with `model`; `dimensions`, when given, must be the model's own or, for a
-/// Matryoshka model (`model.toml`), fewer.
+/// Matryoshka model (`model.toml`), fewer. `timeout` shortens the server's request timeout.
 pub async fn embed(
     service: &Service,
     model: &Arc<ServedModel>,
     input: TextInput,
     dimensions: Option<usize>,
+    timeout: Option<Duration>,
 ) -> Result<Embeddings, ApiError> {
     let text = text_model(model)?.clone();
     let limits = service.options.text;
@@ -69,7 +73,7 @@ pub async fn embed(
         let (service, model, text, tokens) =
             (service.clone(), model.clone(), text.clone(), tokens.clone());
         pending.spawn(async move {
-            let result = run(&service, &model, &text, &tokens, &rows).await;
+            let result = run(&service, &model, &text, &tokens, &rows, timeout).await;
             (rows, result)
         });
     }
@@ -95,10 +99,11 @@ async fn run(
     text: &TextModel,
     tokens: &[Tokens],
     rows: &[usize],
+    timeout: Option<Duration>,
 ) -> Result<Vec<Vec<f32>>, ApiError> {
     let rows: Vec<&Tokens> = rows.iter().map(|&i| &tokens[i]).collect();
     let inputs = text.tensors(&rows)?;
-    let reply = infer(service, model, inputs, None).await?;
+    let reply = infer(service, model, inputs, timeout).await?;
     Ok(text.embeddings(&reply.outputs, &rows)?)
 }
 
@@ -130,4 +135,57 @@ fn with_dimensions(
         }
     }
     Ok(vectors)
+}
+
+/// The embeddings as one `[inputs, dim]` tensor named after the model's embedding output,
+/// for protocols that answer tensors.
+pub fn embeddings_tensors(
+    model: &ServedModel,
+    embeddings: Embeddings,
+) -> Result<Tensors, ApiError> {
+    let output = text_model(model)?.output().to_string();
+    let rows = embeddings.vectors.len();
+    let dim = embeddings.vectors.first().map_or(0, Vec::len);
+    let tensor = Tensor::new(vec![rows, dim], embeddings.vectors.concat())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Tensors::from([(output, tensor)]))
+}
+
+/// The strings of a tensor request to a text model: one BYTES input that is not one of the
+/// model's own (`text`, say), any shape.
+pub fn strings_input(model: &ServedModel, inputs: &Tensors) -> Option<Vec<String>> {
+    model.text.as_ref()?;
+    let [(name, tensor)] = inputs.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    match tensor.data() {
+        TensorData::String(strings) if model.metadata.input(name).is_none() => {
+            Some(strings.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The strings of a JSON body to a text model: `{"data": ...}`, `{"inputs": ...}`,
+/// `{"input": ...}` or `{"text": ...}` holding a string or a list of strings. `None` when the
+/// body is not of that form (it may be tensors).
+pub fn strings_body(model: &ServedModel, body: &Value) -> Option<Vec<String>> {
+    model.text.as_ref()?;
+    let Value::Object(fields) = body else {
+        return None;
+    };
+    let [(key, value)] = fields.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    if !matches!(key.as_str(), "data" | "inputs" | "input" | "text") {
+        return None;
+    }
+    match value {
+        Value::String(text) => Some(vec![text.clone()]),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
 }

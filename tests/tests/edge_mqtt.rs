@@ -1,4 +1,4 @@
-//! `destino-edge mqtt` against a real mosquitto broker: images and V2 requests in,
+//! `destino-edge mqtt` against a real mosquitto broker: images, V2 requests and text in,
 //! predictions out with their correlation data; errors on the error topic; a broker restart
 //! mid-stream loses nothing; credentials and TLS.
 
@@ -13,7 +13,9 @@ use std::time::Duration;
 use destino_tests::mqtt::{Broker, Device, Message};
 use destino_tests::server::{TestServer, add_model};
 use destino_tests::v2::json_request;
-use destino_tests::{bundled_models, digits_reference, reference_case, shared_models};
+use destino_tests::{
+    bundled_models, digits_reference, generated_models, reference_case, shared_models,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -197,6 +199,51 @@ fn images_and_v2_requests_round_trip_and_errors_go_to_the_error_topic() {
         ) >= 3.0
     );
     assert_eq!(bridge.client.get("/v2/health/ready").status, 200);
+}
+
+#[test]
+fn text_messages_are_classified_like_http_text() {
+    let repository = repository();
+    assert_eq!(
+        generated_models("text_models.py", repository.path()),
+        ["intent"]
+    );
+    let broker = Broker::start("");
+    let _bridge = start_bridge(repository.path(), &broker.port.to_string(), &[]);
+    let device = Device::connect(
+        broker.port,
+        "phone-1",
+        &["devices/phone1/predictions", "devices/phone1/errors"],
+        None,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Plain UTF-8 text, and a `{"data": [...]}` body of strings.
+    let intent = [("model", "intent")];
+    device.publish(
+        "devices/phone1/frames",
+        b"The dog chased the cat.",
+        "t-1",
+        &intent,
+        None,
+    );
+    let answer = device.next(WAIT).expect("a prediction");
+    assert_eq!(answer.correlation.as_deref(), Some("t-1"));
+    assert_eq!(
+        answer.json()["outputs"]["logits"][0][0]["label"],
+        "animal",
+        "{answer:?}"
+    );
+    let body = br#"{"data": ["I love pizza.", "She sings a song."]}"#;
+    device.publish("devices/phone1/frames", body, "t-2", &intent, None);
+    let answer = device.next(WAIT).expect("a prediction");
+    let logits = &answer.json()["outputs"]["logits"];
+    assert_eq!(logits[0][0]["label"], "food", "{answer:?}");
+    assert_eq!(logits[1][0]["label"], "music", "{answer:?}");
+    // Bytes that are not UTF-8: an error, with its status.
+    device.publish("devices/phone1/frames", b"caf\xe9", "t-3", &intent, None);
+    let error = device.next(WAIT).expect("an error message");
+    assert_eq!(error.topic, "devices/phone1/errors");
+    assert_eq!(error.user_properties["status"], "400");
 }
 
 #[test]

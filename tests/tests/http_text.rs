@@ -1,7 +1,8 @@
 //! Text models over real HTTP: a model folder with `tokenizer.json` serves OpenAI's
 //! `/v1/embeddings` (the server tokenizes), equal to the reference embeddings on both
-//! engines; bad text is a clear 4xx that leaves other requests alone; the real `openai`
-//! Python package works unchanged.
+//! engines, and through KServe V2 (a BYTES input) and `/score`; a text classifier answers
+//! labels; bad text is a clear 4xx that leaves other requests alone; the real `openai` and
+//! `tritonclient` (HTTP, gRPC) Python packages work unchanged.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -9,9 +10,9 @@ use base64::Engine as _;
 use destino_core::Tensor;
 use destino_core::npz::read_npy_file;
 use destino_core::parity::{Tolerance, compare};
-use destino_tests::run_client_suite;
 use destino_tests::server::{TestServer, add_model};
 use destino_tests::shared_models;
+use destino_tests::{generated_models, run_client_suite};
 use serde_json::{Value, json};
 
 const MODEL: &str = "paraphrase_minilm_l3";
@@ -167,12 +168,128 @@ fn bad_text_is_a_clear_client_error_and_harms_nothing() {
 }
 
 #[test]
-fn the_openai_python_client_works_unchanged() {
+fn the_openai_and_triton_python_clients_work_unchanged() {
+    let repository = text_repository();
+    let (server, grpc) = TestServer::start_with_grpc(repository.path(), &[]);
+    let url = format!("{}/v1", server.client.base);
+    let report = run_client_suite(
+        "test_text_clients.py",
+        &["--url", &url, "--grpc-url", &grpc, "--model", MODEL],
+        || server.output(),
+    );
+    assert!(report.contains("OK"), "{report}");
+}
+
+/// The classes `/score` answers for each input: (label, score) pairs, best first.
+fn classes(reply: &Value, output: &str) -> Vec<Vec<(String, f64)>> {
+    let rows = reply["outputs"][output]
+        .as_array()
+        .unwrap_or_else(|| panic!("{reply}"));
+    rows.iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["label"].as_str().unwrap().to_string(),
+                        c["score"].as_f64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_text_classifier_answers_labels_on_every_route() {
+    let repository = text_repository();
+    assert_eq!(
+        generated_models("text_models.py", repository.path()),
+        ["intent"]
+    );
+    let server = TestServer::start(repository.path(), &[]);
+    let c = &server.client;
+    let texts = [
+        "A man is eating a piece of bread.",
+        "The dog chased the cat.",
+        "She plays the guitar and the piano.",
+    ];
+    let reply = c.post_json("/score?model=intent", &json!({ "data": texts }));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let top: Vec<String> = classes(&reply.json(), "logits")
+        .iter()
+        .map(|r| r[0].0.clone())
+        .collect();
+    assert_eq!(top, ["food", "animal", "music"]);
+    // A raw text body, as an MQTT message or a dropped file carries it.
+    let raw = c.post(
+        "/models/intent/predict",
+        &[("content-type", "text/plain")],
+        texts[1].as_bytes(),
+    );
+    assert_eq!(classes(&raw.json(), "logits")[0][0].0, "animal");
+    // KServe V2: the strings in one BYTES input, Triton's classification extension on the output.
+    let v2 = c.post_json(
+        "/v2/models/intent/infer",
+        &json!({
+            "inputs": [{ "name": "text", "shape": [3], "datatype": "BYTES", "data": texts }],
+            "outputs": [{ "name": "logits", "parameters": { "classification": 1 } }]
+        }),
+    );
+    assert_eq!(v2.status, 200, "{}", v2.text());
+    let v2 = v2.json();
+    let labels: Vec<&str> = v2["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        labels[0].ends_with(":0:food") && labels[2].ends_with(":2:music"),
+        "{labels:?}"
+    );
+    let wrong = c.post_json(
+        "/v2/models/intent/infer",
+        &json!({
+            "inputs": [{ "name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"] }],
+            "outputs": [{ "name": "nope" }]
+        }),
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.text());
+}
+
+#[test]
+fn v2_and_score_embed_text_equal_to_the_reference() {
     let repository = text_repository();
     let server = TestServer::start(repository.path(), &[]);
-    let url = format!("{}/v1", server.client.base);
-    let report = run_client_suite("test_openai.py", &["--url", &url, "--model", MODEL], || {
-        server.output()
-    });
-    assert!(report.contains("OK"), "{report}");
+    let c = &server.client;
+    let texts = sentences();
+    let v2 = c.post_json(
+        &format!("/v2/models/{MODEL}/infer"),
+        &json!({ "id": "t", "inputs": [{ "name": "text", "shape": [texts.len()], "datatype": "BYTES", "data": texts }] }),
+    );
+    assert_eq!(v2.status, 200, "{}", v2.text());
+    let v2 = v2.json();
+    assert_eq!(v2["id"], "t");
+    let output = &v2["outputs"][0];
+    assert_eq!(output["name"], "461");
+    assert_eq!(output["shape"], json!([9, 384]));
+    let data: Vec<f32> = serde_json::from_value(output["data"].clone()).unwrap();
+    assert_reference_rows(&Tensor::new(vec![9, 384], data).unwrap(), 0..9);
+    let score = c.post_json(&format!("/score?model={MODEL}"), &json!({ "data": texts }));
+    assert_eq!(score.status, 200, "{}", score.text());
+    let rows: Vec<Vec<f32>> =
+        serde_json::from_value(score.json()["outputs"]["461"].clone()).unwrap();
+    assert_reference_rows(&Tensor::new(vec![9, 384], rows.concat()).unwrap(), 0..9);
+    // Tensors still work: the model's own inputs, tokenized by the client.
+    let ids = read_npy_file(&shared_models().join(format!("{MODEL}.input.input_ids.npy"))).unwrap();
+    let mask =
+        read_npy_file(&shared_models().join(format!("{MODEL}.input.attention_mask.npy"))).unwrap();
+    let tensor = |name: &str, t: &Tensor| json!({ "name": name, "shape": t.shape(), "datatype": "INT64", "data": t.data().to_f64_vec().unwrap().iter().map(|&v| v as i64).collect::<Vec<_>>() });
+    let raw = c.post_json(
+        &format!("/v2/models/{MODEL}/infer"),
+        &json!({ "inputs": [tensor("input_ids", &ids), tensor("attention_mask", &mask)], "outputs": [{ "name": "461" }] }),
+    );
+    assert_eq!(raw.status, 200, "{}", raw.text());
 }

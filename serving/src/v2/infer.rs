@@ -16,6 +16,7 @@ use crate::images::{classification_tensor, images_to_tensor};
 use crate::inference::infer as run_inference;
 use crate::served::ServedModel;
 use crate::service::Service;
+use crate::text::{TextInput, embed, embeddings_tensors, strings_input, text_model};
 use crate::v2::decode::{split_bytes_elements, to_tensor};
 use crate::v2::request::{InferRequest, InputData, RequestInput, parse};
 use crate::v2::response::{EncodedResponse, ResponseOutput, encode};
@@ -83,6 +84,9 @@ where
         decode(&owned, request()?)
     })
     .await?;
+    if let Some(texts) = strings_input(model, &inputs) {
+        return infer_text(service, model, request, texts, timeout).await;
+    }
     let max_pixels = service.options.max_image_pixels;
     for (name, encoded) in images {
         let tensor = images_to_tensor(model, &name, encoded, max_pixels).await?;
@@ -91,7 +95,30 @@ where
     let rows = batch_rows(&inputs).unwrap_or(1);
     model.stats.compute_input(rows, started.elapsed());
     let reply = run_inference(service, model, inputs, timeout).await?;
-    let outputs = select_outputs(model, &request, reply.outputs)?;
+    let batched = model.max_batch_size().is_some();
+    let outputs = select_outputs(model, &request, reply.outputs, batched)?;
+    Ok((request.id, outputs))
+}
+
+/// A text model's request with its strings in one BYTES input: the embedding output (or a
+/// classifier's scores) for each string.
+async fn infer_text(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    request: InferRequest,
+    texts: Vec<String>,
+    timeout: Option<Duration>,
+) -> Result<(Option<String>, Vec<ResponseOutput>), ApiError> {
+    let output = text_model(model)?.output();
+    if let Some(other) = request.outputs.iter().find(|o| o.name != output) {
+        return Err(ApiError::invalid(format!(
+            "a text request answers output `{output}` only, not `{}`",
+            other.name
+        )));
+    }
+    let embeddings = embed(service, model, TextInput::Strings(texts), None, timeout).await?;
+    let outputs = embeddings_tensors(model, embeddings)?;
+    let outputs = select_outputs(model, &request, outputs, true)?;
     Ok((request.id, outputs))
 }
 
@@ -241,11 +268,12 @@ fn encoded_images(input: RequestInput) -> Result<Vec<Bytes>, ApiError> {
 }
 
 /// The requested outputs (all when none are named), each as binary or JSON, with the
-/// classification extension applied.
+/// classification extension applied (per row of axis 0 when `batched`).
 fn select_outputs(
     model: &ServedModel,
     request: &InferRequest,
     mut outputs: Tensors,
+    batched: bool,
 ) -> Result<Vec<ResponseOutput>, ApiError> {
     if request.outputs.is_empty() {
         return Ok(model
@@ -270,7 +298,7 @@ fn select_outputs(
                 ApiError::internal(format!("the engine produced no output `{}`", wanted.name))
             })?;
             let tensor = match wanted.classification {
-                Some(k) => classification_tensor(model, &wanted.name, &tensor, k)?,
+                Some(k) => classification_tensor(model, &wanted.name, &tensor, k, batched)?,
                 None => tensor,
             };
             Ok(ResponseOutput {

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use destino_serving::inference::on_model;
-use destino_serving::score::{answer, body_inputs, image_inputs};
+use destino_serving::score::{answer, image_inputs, score_body};
 use destino_serving::{ApiError, RequestRecord, ServedModel};
 use serde::Deserialize;
 use serde_json::Value;
@@ -122,7 +122,7 @@ async fn predict(
         let RawBody(body) = RawBody::from_request(request, state)
             .await
             .map_err(|e| e.0)?;
-        body_inputs(service, model, body).await?
+        return score_body(service, model, top_k, body).await;
     };
     answer(service, model, top_k, inputs, decoding).await
 }

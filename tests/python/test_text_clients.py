@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""The real `openai` Python package against destino's OpenAI-compatible routes.
+"""Text models with the clients people use: the real `openai` package against the
+OpenAI-compatible routes, and `tritonclient` (HTTP and gRPC) sending the strings as a BYTES
+input.
 
-    python tests/python/test_openai.py --url http://127.0.0.1:PORT/v1 --model NAME --shared DIR
+    python tests/python/test_text_clients.py --url http://127.0.0.1:PORT/v1 \
+        --grpc-url 127.0.0.1:PORT --model NAME --shared DIR
 
 NAME serves paraphrase_minilm_l3 with its tokenizer; DIR holds its reference files. Exits
 non-zero when any test fails.
@@ -15,10 +18,13 @@ import unittest
 
 import numpy as np
 import openai
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 
 from references import ATOL, RTOL
 
 URL = ""  # base URL with /v1, set by main()
+GRPC_URL = ""  # host:port of the gRPC server, set by main()
 MODEL = ""  # the text model's name, set by main()
 SHARED = ""  # reference directory, set by main()
 
@@ -98,16 +104,36 @@ class OpenAIEmbeddingsTest(unittest.TestCase):
         np.testing.assert_allclose(got, reference(), rtol=RTOL, atol=ATOL)
 
 
+class TritonClientTextTest(unittest.TestCase):
+    """The strings go in one BYTES input (`text`); the embedding output answers."""
+
+    def check(self, module, client):
+        texts = np.array([s.encode() for s in sentences()], dtype=np.object_)
+        text = module.InferInput("text", [len(texts)], "BYTES")
+        text.set_data_from_numpy(texts)
+        result = client.infer(MODEL, [text])
+        got = result.as_numpy("461")
+        np.testing.assert_allclose(got, reference(), rtol=RTOL, atol=ATOL)
+
+    def test_http(self):
+        host = URL.removeprefix("http://").removesuffix("/v1")
+        self.check(httpclient, httpclient.InferenceServerClient(host))
+
+    def test_grpc(self):
+        self.check(grpcclient, grpcclient.InferenceServerClient(GRPC_URL))
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", required=True, help="base URL, http://host:port/v1")
+    parser.add_argument("--grpc-url", required=True, help="gRPC host:port")
     parser.add_argument("--model", required=True, help="the text model's name")
     parser.add_argument("--shared", required=True, help="directory of reference files")
     args, rest = parser.parse_known_args()
-    global URL, MODEL, SHARED
-    URL, MODEL, SHARED = args.url, args.model, args.shared
+    global URL, GRPC_URL, MODEL, SHARED
+    URL, GRPC_URL, MODEL, SHARED = args.url, args.grpc_url, args.model, args.shared
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 
 
