@@ -1,9 +1,11 @@
 //! Dynamic batching rules: which models can merge requests, which requests merge, and how
 //! merged inputs and outputs are joined and split.
 
+use std::collections::BTreeMap;
+
 use destino_core::dtype::DType;
 use destino_core::metadata::{Dim, ModelMetadata, TensorInfo, Tensors};
-use destino_core::tensor::Tensor;
+use destino_core::tensor::{Tensor, TensorData};
 use destino_core::{Error, Result};
 
 /// True when every input and output declares a free leading axis (Triton's rule for
@@ -26,19 +28,106 @@ pub fn supports_batching(metadata: &ModelMetadata) -> bool {
     !metadata.inputs.is_empty() && names.all(|n| Some(n) == first_name)
 }
 
-/// What requests must share to run in one batch: every input's dtype and non-batch dims.
+/// What requests must share to run in one batch: every input's dtype and non-batch dims
+/// (for padded requests, the dims after the sequence axis).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BatchKey(Vec<(String, DType, Vec<usize>)>);
+pub struct BatchKey {
+    inputs: Vec<(String, DType, Vec<usize>)>,
+    padded: bool,
+}
 
 impl BatchKey {
     pub fn of(inputs: &Tensors) -> BatchKey {
-        BatchKey(
+        BatchKey::after_axis(inputs, 1, false)
+    }
+
+    /// The key of requests padded on axis 1: their lengths may differ.
+    pub fn padded(inputs: &Tensors) -> BatchKey {
+        BatchKey::after_axis(inputs, 2, true)
+    }
+
+    fn after_axis(inputs: &Tensors, axis: usize, padded: bool) -> BatchKey {
+        let inputs = inputs
+            .iter()
+            .map(|(name, t)| {
+                let dims = t.shape().get(axis..).unwrap_or_default().to_vec();
+                (name.clone(), t.dtype(), dims)
+            })
+            .collect();
+        BatchKey { inputs, padded }
+    }
+}
+
+/// How requests of different lengths share a run (a text model's token rows): each input is
+/// padded on axis 1 with its value, within `max_tokens` (rows × padded length) per run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Padding {
+    pub values: BTreeMap<String, i64>,
+    pub max_tokens: usize,
+}
+
+/// The longest axis 1 of a request's inputs (0 for inputs of rank below 2).
+pub fn sequence_length(inputs: &Tensors) -> usize {
+    inputs
+        .values()
+        .filter_map(|t| t.shape().get(1).copied())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Pads each request's inputs on axis 1 to the longest, then stacks them along axis 0.
+pub fn merge_padded(requests: &[&Tensors], padding: &Padding) -> Result<Tensors> {
+    let length = requests
+        .iter()
+        .map(|r| sequence_length(r))
+        .max()
+        .unwrap_or(0);
+    let padded = requests
+        .iter()
+        .map(|inputs| {
             inputs
                 .iter()
-                .map(|(name, t)| (name.clone(), t.dtype(), t.shape()[1..].to_vec()))
-                .collect(),
-        )
+                .map(|(name, t)| {
+                    let value = padding.values.get(name).copied().unwrap_or(0);
+                    Ok((name.clone(), pad_axis1(t, length, value)?))
+                })
+                .collect::<Result<Tensors>>()
+        })
+        .collect::<Result<Vec<Tensors>>>()?;
+    merge(&padded.iter().collect::<Vec<_>>())
+}
+
+/// `tensor` ([rows, length, ..], integer) with axis 1 padded to `length` with `value`.
+fn pad_axis1(tensor: &Tensor, length: usize, value: i64) -> Result<Tensor> {
+    let shape = tensor.shape();
+    let (rows, have) = match shape {
+        [rows, have, ..] if *have < length => (*rows, *have),
+        _ => return Ok(tensor.clone()),
+    };
+    let inner: usize = shape[2..].iter().product();
+    fn pad<T: Copy>(data: &[T], rows: usize, have: usize, want: usize, value: T) -> Vec<T> {
+        let mut out = Vec::with_capacity(rows * want);
+        for row in data.chunks_exact(have.max(1)).take(rows) {
+            out.extend_from_slice(row);
+            out.extend(std::iter::repeat_n(value, want - have));
+        }
+        out
     }
+    let data = match tensor.data() {
+        TensorData::I64(v) => TensorData::I64(pad(v, rows, have * inner, length * inner, value)),
+        TensorData::I32(v) => {
+            TensorData::I32(pad(v, rows, have * inner, length * inner, value as i32))
+        }
+        other => {
+            return Err(Error::InvalidTensor(format!(
+                "padding needs integer inputs, not {}",
+                other.dtype()
+            )));
+        }
+    };
+    let mut padded_shape = shape.to_vec();
+    padded_shape[1] = length;
+    Tensor::new(padded_shape, data)
 }
 
 /// The rows (size of axis 0) a request contributes to a batch, when all its inputs agree.
@@ -136,5 +225,41 @@ mod tests {
         assert_eq!(merged["x"].shape(), &[3, 3]);
         assert_eq!(split(&merged, &[1, 2]).unwrap(), vec![a, b]);
         assert!(split(&merged, &[1, 1]).is_err());
+    }
+
+    fn tokens(rows: Vec<Vec<i64>>) -> Tensors {
+        let length = rows[0].len();
+        let ids = Tensor::new(vec![rows.len(), length], rows.concat()).unwrap();
+        let mask = Tensor::new(vec![rows.len(), length], vec![1i64; ids.len()]).unwrap();
+        Tensors::from([("ids".to_string(), ids), ("mask".to_string(), mask)])
+    }
+
+    #[test]
+    fn padded_requests_of_different_lengths_merge() {
+        let (short, long) = (
+            tokens(vec![vec![7, 8]]),
+            tokens(vec![vec![1, 2, 3], vec![4, 5, 6]]),
+        );
+        assert_ne!(BatchKey::of(&short), BatchKey::of(&long));
+        assert_eq!(BatchKey::padded(&short), BatchKey::padded(&long));
+        assert_ne!(
+            BatchKey::padded(&long),
+            BatchKey::of(&tokens(vec![vec![1, 2]]))
+        );
+        assert_eq!(sequence_length(&long), 3);
+        let padding = Padding {
+            values: BTreeMap::from([("ids".to_string(), 0)]),
+            max_tokens: 100,
+        };
+        let merged = merge_padded(&[&short, &long], &padding).unwrap();
+        assert_eq!(merged["ids"].shape(), &[3, 3]);
+        assert_eq!(
+            merged["ids"].data(),
+            &TensorData::I64(vec![7, 8, 0, 1, 2, 3, 4, 5, 6])
+        );
+        assert_eq!(
+            merged["mask"].data(),
+            &TensorData::I64(vec![1, 1, 0, 1, 1, 1, 1, 1, 1])
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use destino_core::Tensors;
 
+use crate::batch::Padding;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::scheduler::Reply;
@@ -22,12 +23,24 @@ pub async fn infer(
     inputs: Tensors,
     timeout: Option<Duration>,
 ) -> Result<Reply, ApiError> {
+    infer_padded(service, model, inputs, timeout, None).await
+}
+
+/// As `infer`, for inputs that may be padded (`padding`) to share a run with requests of
+/// other lengths (a text model's tokens).
+pub async fn infer_padded(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    inputs: Tensors,
+    timeout: Option<Duration>,
+    padding: Option<Arc<Padding>>,
+) -> Result<Reply, ApiError> {
     model.metadata.validate_inputs(&inputs)?;
     let limit = match (service.options.request_timeout, timeout) {
         (Some(server), Some(client)) => Some(server.min(client)),
         (server, client) => server.or(client),
     };
-    let reply = model.scheduler.infer(inputs, limit).await?;
+    let reply = model.scheduler.infer_padded(inputs, limit, padding).await?;
     Ok(reply)
 }
 

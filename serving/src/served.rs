@@ -174,7 +174,8 @@ impl ServedModel {
             });
         }
         let policy = batch_policy(&manifest, context.defaults.policy);
-        let batchable = supports_batching(&metadata);
+        // A text model's token rows are its batch, whatever names its exporter gave axis 0.
+        let batchable = supports_batching(&metadata) || text.as_ref().is_some_and(|t| t.batches());
         let stats = Arc::new(Stats::default());
         let config = SchedulerConfig {
             policy,

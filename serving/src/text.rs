@@ -8,9 +8,10 @@ use destino_core::text::{TextModel, Tokens, normalize};
 use destino_core::{Tensor, TensorData, Tensors};
 use serde_json::Value;
 
+use crate::batch::Padding;
 use crate::blocking::cpu_heavy;
 use crate::error::ApiError;
-use crate::inference::infer;
+use crate::inference::infer_padded;
 use crate::served::ServedModel;
 use crate::service::Service;
 
@@ -68,12 +69,27 @@ pub async fn embed(
     let tokens = Arc::new(tokens);
     let max_rows = model.max_batch_size().unwrap_or(limits.max_inputs);
     let runs = text.runs(&tokens, max_rows, limits.max_batch_tokens);
+    let padding = Arc::new(Padding {
+        values: text.pad_values(),
+        max_tokens: limits.max_batch_tokens,
+    });
     let mut pending = tokio::task::JoinSet::new();
     for rows in runs {
-        let (service, model, text, tokens) =
-            (service.clone(), model.clone(), text.clone(), tokens.clone());
+        let (service, model, text, tokens, padding) = (
+            service.clone(),
+            model.clone(),
+            text.clone(),
+            tokens.clone(),
+            padding.clone(),
+        );
         pending.spawn(async move {
-            let result = run(&service, &model, &text, &tokens, &rows, timeout).await;
+            let run = Run {
+                text: &text,
+                tokens: &tokens,
+                rows: &rows,
+                padding,
+            };
+            let result = run.embed(&service, &model, timeout).await;
             (rows, result)
         });
     }
@@ -92,19 +108,28 @@ pub async fn embed(
     })
 }
 
-/// One engine run of the inputs at `rows`.
-async fn run(
-    service: &Service,
-    model: &Arc<ServedModel>,
-    text: &TextModel,
-    tokens: &[Tokens],
-    rows: &[usize],
-    timeout: Option<Duration>,
-) -> Result<Vec<Vec<f32>>, ApiError> {
-    let rows: Vec<&Tokens> = rows.iter().map(|&i| &tokens[i]).collect();
-    let inputs = text.tensors(&rows)?;
-    let reply = infer(service, model, inputs, timeout).await?;
-    Ok(text.embeddings(&reply.outputs, &rows)?)
+/// One engine run: the inputs at `rows` of `tokens`, which the scheduler may pad to share
+/// the run with other requests' (the pooling reads each row's own length).
+struct Run<'a> {
+    text: &'a TextModel,
+    tokens: &'a [Tokens],
+    rows: &'a [usize],
+    padding: Arc<Padding>,
+}
+
+impl Run<'_> {
+    async fn embed(
+        self,
+        service: &Service,
+        model: &Arc<ServedModel>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        let rows: Vec<&Tokens> = self.rows.iter().map(|&i| &self.tokens[i]).collect();
+        let inputs = self.text.tensors(&rows)?;
+        let padding = Some(self.padding).filter(|_| self.text.pads());
+        let reply = infer_padded(service, model, inputs, timeout, padding).await?;
+        Ok(self.text.embeddings(&reply.outputs, &rows)?)
+    }
 }
 
 /// The embeddings cut to `dimensions` where the model allows it (scaled to unit length

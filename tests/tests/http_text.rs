@@ -293,3 +293,45 @@ fn v2_and_score_embed_text_equal_to_the_reference() {
     );
     assert_eq!(raw.status, 200, "{}", raw.text());
 }
+
+#[test]
+fn requests_of_different_lengths_share_engine_runs() {
+    let repository = text_repository();
+    // One instance that waits up to 2 s for company: the four requests below, sent at once,
+    // are padded to the longest and run together.
+    let args = [
+        "--instances",
+        "1",
+        "--max-batch-size",
+        "8",
+        "--max-queue-delay-us",
+        "2000000",
+    ];
+    let server = TestServer::start(repository.path(), &args);
+    let texts = sentences();
+    let picks = [0usize, 3, 5, 8];
+    let replies: Vec<Tensor> = std::thread::scope(|scope| {
+        let calls: Vec<_> = picks
+            .iter()
+            .map(|&i| {
+                let (c, text) = (&server.client, &texts[i]);
+                scope.spawn(move || {
+                    let body = json!({ "model": MODEL, "input": text });
+                    embeddings(&c.post_json("/v1/embeddings", &body).json())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    for (&i, reply) in picks.iter().zip(&replies) {
+        assert_reference_rows(reply, i..i + 1);
+    }
+    let stats = server
+        .client
+        .get(&format!("/v2/models/{MODEL}/stats"))
+        .json();
+    let model = &stats["model_stats"][0];
+    assert_eq!(model["inference_count"], 4, "{stats}");
+    let runs = model["execution_count"].as_u64().unwrap();
+    assert!(runs < 4, "4 requests took {runs} runs: {stats}");
+}

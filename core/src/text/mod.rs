@@ -159,6 +159,32 @@ impl TextModel {
         self.truncation
     }
 
+    /// The value each input is padded with: the tokenizer's pad id for token ids, 0 else.
+    pub fn pad_values(&self) -> std::collections::BTreeMap<String, i64> {
+        self.inputs
+            .inputs
+            .iter()
+            .map(|input| {
+                let value = match input.role {
+                    Role::TokenIds => i64::from(self.pad_id),
+                    _ => 0,
+                };
+                (input.name.clone(), value)
+            })
+            .collect()
+    }
+
+    /// Whether runs of different lengths may be padded to share an engine run: the model
+    /// fixes neither its sequence length nor its row count.
+    pub fn pads(&self) -> bool {
+        self.inputs.fixed_length.is_none() && self.inputs.fixed_rows.is_none()
+    }
+
+    /// Whether the model's token rows are a batch (it does not fix their count).
+    pub fn batches(&self) -> bool {
+        self.inputs.fixed_rows.is_none()
+    }
+
     /// Whether embeddings are scaled to unit length.
     pub fn normalizes(&self) -> bool {
         self.normalize

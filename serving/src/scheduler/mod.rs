@@ -19,7 +19,7 @@ use crossbeam_channel::Sender;
 use destino_core::{Engine, Error, Result, Tensors};
 use tokio::sync::oneshot;
 
-use crate::batch::batch_rows;
+use crate::batch::{Padding, batch_rows};
 use crate::metrics::Metrics;
 use crate::stats::Stats;
 
@@ -74,6 +74,8 @@ pub type EngineFactory = Arc<dyn Fn() -> Result<Box<dyn Engine>> + Send + Sync>;
 struct Job {
     inputs: Tensors,
     rows: Option<usize>,
+    /// How the request may join others of another length (text models' tokens).
+    padding: Option<Arc<Padding>>,
     enqueued: Instant,
     deadline: Option<Instant>,
     /// The request's span, entered on the engine thread so its logs carry the request id.
@@ -201,6 +203,17 @@ impl Scheduler {
         inputs: Tensors,
         timeout: Option<Duration>,
     ) -> Result<Reply, ServeError> {
+        self.infer_padded(inputs, timeout, None).await
+    }
+
+    /// As `infer`, for a request that may be padded (`padding`) to share a run with requests
+    /// of other lengths.
+    pub async fn infer_padded(
+        &self,
+        inputs: Tensors,
+        timeout: Option<Duration>,
+        padding: Option<Arc<Padding>>,
+    ) -> Result<Reply, ServeError> {
         let model = &self.shared.model;
         if self.live() == 0 {
             let status = self.status();
@@ -232,6 +245,7 @@ impl Scheduler {
         let job = Job {
             rows: batch_rows(&inputs),
             inputs,
+            padding,
             enqueued,
             deadline: timeout.map(|t| enqueued + t),
             span: tracing::Span::current(),

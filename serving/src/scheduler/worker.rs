@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use destino_core::{Engine, Error, Tensors};
 
 use super::{Job, Reply, ServeError, Shared};
-use crate::batch::{BatchKey, merge, split};
+use crate::batch::{BatchKey, merge, merge_padded, sequence_length, split};
 
 /// The text of a panic's payload.
 pub(super) fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -102,16 +102,11 @@ impl Worker {
             Some(rows) if batching && rows < max_rows => rows,
             _ => return vec![first],
         };
-        let key = BatchKey::of(&first.inputs);
         let mut batch = vec![first];
-        let mut rows = rows;
-        let fits = |job: &Job, rows: usize| {
-            job.rows.is_some_and(|r| rows + r <= max_rows) && BatchKey::of(&job.inputs) == key
-        };
+        let mut fill = Fill::of(&batch[0], rows);
         let mut kept = VecDeque::new();
         while let Some(job) = self.stash.pop_front() {
-            if fits(&job, rows) {
-                rows += job.rows.unwrap_or(0);
+            if fill.take(&job, max_rows) {
                 batch.push(job);
             } else {
                 kept.push_back(job);
@@ -119,7 +114,7 @@ impl Worker {
         }
         self.stash = kept;
         let window_end = batch[0].enqueued + self.shared.policy.max_queue_delay;
-        while rows < max_rows {
+        while fill.rows < max_rows {
             let received = match window_end.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => {
                     self.receiver.recv_timeout(left).map_err(|e| match e {
@@ -131,8 +126,7 @@ impl Worker {
             };
             let Ok(job) = received else { break };
             let Some(job) = self.admit(job) else { continue };
-            if fits(&job, rows) {
-                rows += job.rows.unwrap_or(0);
+            if fill.take(&job, max_rows) {
                 batch.push(job);
             } else {
                 self.stash.push_back(job);
@@ -180,7 +174,11 @@ impl Worker {
         let inputs: Vec<&Tensors> = batch.iter().map(|j| &j.inputs).collect();
         let rows: Vec<usize> = batch.iter().map(|j| j.rows.unwrap_or(0)).collect();
         let model = self.shared.model.clone();
-        match merge(&inputs).and_then(|merged| self.run_engine(&merged)) {
+        let merged = match &batch[0].padding {
+            Some(padding) => merge_padded(&inputs, padding),
+            None => merge(&inputs),
+        };
+        match merged.and_then(|merged| self.run_engine(&merged)) {
             Ok(outputs) => match split(&outputs, &rows) {
                 Ok(per_request) => return per_request.into_iter().map(Ok).collect(),
                 Err(e) => {
@@ -240,5 +238,52 @@ impl Worker {
             // The client may have gone meanwhile; nothing to do then.
             let _ = job.reply.send(reply);
         }
+    }
+}
+
+/// The batch being built: what a request must match to join it, and how full it is.
+struct Fill {
+    key: BatchKey,
+    rows: usize,
+    /// The longest sequence so far and the token budget, for padded requests.
+    longest: usize,
+    max_tokens: Option<usize>,
+}
+
+impl Fill {
+    fn of(first: &Job, rows: usize) -> Fill {
+        let key = match first.padding {
+            Some(_) => BatchKey::padded(&first.inputs),
+            None => BatchKey::of(&first.inputs),
+        };
+        Fill {
+            key,
+            rows,
+            longest: sequence_length(&first.inputs),
+            max_tokens: first.padding.as_ref().map(|p| p.max_tokens),
+        }
+    }
+
+    /// Counts `job` in when it fits: same key, rows within `max_rows` and, padded, the
+    /// rows × longest sequence within the token budget.
+    fn take(&mut self, job: &Job, max_rows: usize) -> bool {
+        let Some(rows) = job.rows.map(|r| self.rows + r).filter(|&r| r <= max_rows) else {
+            return false;
+        };
+        let key = match job.padding {
+            Some(_) => BatchKey::padded(&job.inputs),
+            None => BatchKey::of(&job.inputs),
+        };
+        let longest = self.longest.max(sequence_length(&job.inputs));
+        if key != self.key
+            || self
+                .max_tokens
+                .is_some_and(|budget| rows * longest > budget)
+        {
+            return false;
+        }
+        self.rows = rows;
+        self.longest = longest;
+        true
     }
 }
