@@ -1,6 +1,7 @@
 # Shared by bench/run, bench/soak and bench/overload (source it from the repository root):
 #   start_server [destino-server serve flags...]
-# builds the release binaries, serves the four shared models from a temporary repository on
+# builds the release binaries, serves the shared models (and the text model with its
+# tokenizer) from a temporary repository on
 # a free port (gRPC on another), and sets $url, $grpc (host:port) and $server (the pid); the
 # server is killed on exit.
 set -euo pipefail
@@ -15,6 +16,10 @@ for model in sklearn_digits_rf efficientnet_lite0 silero_vad ppocr_mobile_v2_cls
   ln -s "$shared/$model.onnx" "$repo/$model/model.onnx"
 done
 cp models/efficientnet_lite0/model.toml models/efficientnet_lite0/labels.txt "$repo/efficientnet_lite0/"
+# A text model: the sentence embedder with its tokenizer.
+mkdir -p "$repo/paraphrase_minilm_l3"
+ln -s "$shared/paraphrase_minilm_l3.onnx" "$repo/paraphrase_minilm_l3/model.onnx"
+ln -s "$shared/paraphrase_minilm_l3.tokenizer.json" "$repo/paraphrase_minilm_l3/tokenizer.json"
 
 start_server() {
   log="$repo/server.log"

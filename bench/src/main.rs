@@ -7,12 +7,14 @@
 //!
 //! With `--image FILE` the request is that encoded image, posted to the model's image route
 //! (`/models/{model}/predict`), and the in-process engine runs the tensor it preprocesses to:
-//! the ratio then includes decoding and resizing.
+//! the ratio then includes decoding and resizing. With `--text FILE` (a text model), each
+//! request is one of the file's sentences to `/v1/embeddings` (`text.rs`).
 //!
 //! `bench/run` starts a release server and calls this for the models and concurrencies of
 //! the README table.
 
 mod grpc;
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,6 +53,10 @@ struct Args {
     /// Post this encoded image to the model's image route instead of its reference tensors.
     #[arg(long)]
     image: Option<PathBuf>,
+    /// Post this file's sentences (one per line, in turn) to `/v1/embeddings`; the model's
+    /// tokenizer is `<model>.tokenizer.json` beside it.
+    #[arg(long)]
+    text: Option<PathBuf>,
     /// Where the model's `model.toml` is (for `--image`).
     #[arg(long, default_value = "models")]
     manifests: PathBuf,
@@ -72,7 +78,8 @@ struct Args {
 /// What one client sends, over and over.
 struct Request {
     path: String,
-    body: Vec<u8>,
+    /// Bodies sent in turn (one for all but text requests).
+    bodies: Vec<Vec<u8>>,
     headers: Vec<(&'static str, String)>,
     protocol: &'static str,
 }
@@ -82,7 +89,7 @@ impl Request {
         if let Some(bytes) = image {
             return Request {
                 path: format!("/models/{}/predict", args.model),
-                body: bytes.to_vec(),
+                bodies: vec![bytes.to_vec()],
                 headers: vec![("content-type", "image/png".to_string())],
                 protocol: "image",
             };
@@ -91,7 +98,7 @@ impl Request {
         if args.json {
             Request {
                 path,
-                body: json_request_in_client_order(inputs),
+                bodies: vec![json_request_in_client_order(inputs)],
                 headers: vec![("content-type", "application/json".to_string())],
                 protocol: "JSON",
             }
@@ -99,7 +106,7 @@ impl Request {
             let (body, length) = binary_request(inputs);
             Request {
                 path,
-                body,
+                bodies: vec![body],
                 headers: vec![("inference-header-content-length", length.to_string())],
                 protocol: "binary",
             }
@@ -125,7 +132,7 @@ fn image_inputs(args: &Args, image: &[u8]) -> Result<Tensors> {
 /// back to back for `seconds`: calls per second of them all.
 fn in_process(
     model: &Path,
-    inputs: &Tensors,
+    inputs: &[Tensors],
     threads: usize,
     engines: usize,
     seconds: f64,
@@ -139,7 +146,9 @@ fn in_process(
     let mut loaded = Vec::new();
     for _ in 0..engines.max(1) {
         let mut engine = OrtEngine::load(model, &config)?;
-        engine.run(inputs)?;
+        for input in inputs {
+            engine.run(input)?;
+        }
         loaded.push(engine);
     }
     let start = Instant::now();
@@ -149,9 +158,12 @@ fn in_process(
             .map(|mut engine| {
                 scope.spawn(move || {
                     let mut latencies = Vec::new();
-                    while start.elapsed().as_secs_f64() < seconds {
+                    for input in inputs.iter().cycle() {
+                        if start.elapsed().as_secs_f64() >= seconds {
+                            break;
+                        }
                         let t = Instant::now();
-                        engine.run(inputs)?;
+                        engine.run(input)?;
                         latencies.push(t.elapsed());
                     }
                     Ok(latencies)
@@ -180,18 +192,21 @@ fn over_http(args: &Args, request: &Request, concurrency: usize) -> Stats {
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let client = Client::new(&args.url);
-            let (path, body, headers) = (
+            let (path, bodies, headers) = (
                 request.path.clone(),
-                request.body.clone(),
+                request.bodies.clone(),
                 request.headers.clone(),
             );
             std::thread::spawn(move || {
                 let headers: Vec<(&str, &str)> =
                     headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let (mut latencies, mut errors) = (Vec::new(), 0);
-                while Instant::now() < deadline {
+                for body in bodies.iter().cycle() {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                     let t = Instant::now();
-                    if client.post(&path, &headers, &body).status == 200 {
+                    if client.post(&path, &headers, body).status == 200 {
                         latencies.push(t.elapsed());
                     } else {
                         errors += 1;
@@ -237,19 +252,42 @@ fn main() -> Result<()> {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("{}", path.display()))?),
         None => None,
     };
-    let inputs = match &image {
-        Some(bytes) => image_inputs(&args, bytes)?,
-        None => first_row(&reference_case(&args.model, None).inputs).context("batch-1 request")?,
+    let model = model_path(&args.model);
+    let text = match &args.text {
+        Some(file) => {
+            let tokenizer = model.with_extension("tokenizer.json");
+            Some(text::case(&args.model, &model, &tokenizer, file)?)
+        }
+        None => None,
     };
-    let request = Request::new(&args, &inputs, image.as_deref());
+    let (request, inputs) = match &text {
+        Some(case) => (
+            Request {
+                path: "/v1/embeddings".into(),
+                bodies: case.bodies.clone(),
+                headers: vec![("content-type", "application/json".to_string())],
+                protocol: "text",
+            },
+            case.inputs.clone(),
+        ),
+        None => {
+            let inputs = match &image {
+                Some(bytes) => image_inputs(&args, bytes)?,
+                None => first_row(&reference_case(&args.model, None).inputs)
+                    .context("batch-1 request")?,
+            };
+            (Request::new(&args, &inputs, image.as_deref()), vec![inputs])
+        }
+    };
     if let (Some(request_file), Some(file)) = (&args.save_request, &args.save_response) {
-        std::fs::write(request_file, &request.body)?;
+        let body = &request.bodies[0];
+        std::fs::write(request_file, body)?;
         let headers: Vec<(&str, &str)> = request
             .headers
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
-        let answer = Client::new(&args.url).post(&request.path, &headers, &request.body);
+        let answer = Client::new(&args.url).post(&request.path, &headers, body);
         anyhow::ensure!(
             answer.status == 200,
             "the server answered {}",
@@ -258,7 +296,6 @@ fn main() -> Result<()> {
         std::fs::write(file, &answer.body)?;
         return Ok(());
     }
-    let model = model_path(&args.model);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let engines = args.engines.unwrap_or(cores);
     let one = in_process(&model, &inputs, args.threads, 1, args.seconds)?;
@@ -281,7 +318,7 @@ fn main() -> Result<()> {
     let grpc = args
         .grpc
         .as_ref()
-        .map(|address| (address, grpc::request(&args.model, &inputs)));
+        .map(|address| (address, grpc::request(&args.model, &inputs[0])));
     for &concurrency in &args.concurrency {
         let (served, path) = match &grpc {
             Some((address, message)) => (
@@ -300,6 +337,16 @@ fn main() -> Result<()> {
             &served,
             &[ratio(&served, &one), ratio(&served, &all)],
         );
+        if let Some(case) = &text {
+            // The server's CPU time per request is cores / throughput at best.
+            let cpu_us = cores as f64 * 1e6 / served.per_second.max(f64::MIN_POSITIVE);
+            println!(
+                "| {} | tokenizing (in-process) | {concurrency} | {:.1} µs/sentence | | | {:.1} % of the CPU time per request | |",
+                args.model,
+                case.tokenize_us,
+                100.0 * case.tokenize_us / cpu_us
+            );
+        }
     }
     Ok(())
 }

@@ -156,7 +156,12 @@ impl ServedModel {
         }
         let metadata = first.metadata().clone();
         let text = load_text(entry, version, &manifest, &base, &metadata)?;
-        let warmup = Arc::new(Warmup::for_model(&metadata, &manifest, &base));
+        let warmup = Arc::new(Warmup::for_model(
+            &metadata,
+            &manifest,
+            &base,
+            text.as_deref(),
+        ));
         let note = warmup.run(first.as_mut());
         if let Some(note) = &note {
             tracing::warn!(model = entry.name, version = version.number(), "{note}");

@@ -5,9 +5,10 @@
 //!
 //! The inputs, in order of preference:
 //! 1. the samples `model.toml` names (`warmup = "samples.npz"`);
-//! 2. inputs made from the declared shapes: fixed dims as declared, a free leading (batch)
+//! 2. for a text model, one short sentence its own tokenizer turns into token inputs;
+//! 3. inputs made from the declared shapes: fixed dims as declared, a free leading (batch)
 //!    dim as 1, an image input as the size its preprocessing makes, zeros throughout;
-//! 3. none, when some input has another free dim, an unknown rank or holds strings: no size
+//! 4. none, when some input has another free dim, an unknown rank or holds strings: no size
 //!    or value would be right for every model.
 
 use std::path::Path;
@@ -16,12 +17,17 @@ use destino_core::manifest::Manifest;
 use destino_core::metadata::{Dim, ModelMetadata, TensorInfo};
 use destino_core::npz::read_npz;
 use destino_core::tensor::element_count;
+use destino_core::text::{TextLimits, TextModel};
 use destino_core::{DType, Engine, Tensor, TensorData, Tensors};
+
+/// The sentence a text model is warmed up with.
+const WARMUP_TEXT: &str = "Warming up.";
 
 /// What a model is warmed up with, or why it is not.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Warmup {
     Samples(Tensors),
+    Text(Tensors),
     Synthetic(Tensors),
     Skipped(String),
 }
@@ -31,13 +37,26 @@ pub enum Warmup {
 pub type WarmupNote = Option<String>;
 
 impl Warmup {
-    /// The warm-up for a model, from its manifest (`base`: the folder of `model.toml`).
-    pub fn for_model(metadata: &ModelMetadata, manifest: &Manifest, base: &Path) -> Warmup {
+    /// The warm-up for a model, from its manifest (`base`: the folder of `model.toml`) and,
+    /// for a text model, its tokenizer.
+    pub fn for_model(
+        metadata: &ModelMetadata,
+        manifest: &Manifest,
+        base: &Path,
+        text: Option<&TextModel>,
+    ) -> Warmup {
         if let Some(file) = &manifest.warmup {
             let path = base.join(file);
             return match read_npz(&path) {
                 Ok(samples) => Warmup::Samples(samples),
                 Err(e) => Warmup::Skipped(format!("cannot read the warm-up samples: {e}")),
+            };
+        }
+        if let Some(text) = text {
+            let tokens = text.tokenize(&[WARMUP_TEXT], &TextLimits::default());
+            return match tokens.and_then(|t| text.tensors(&t.iter().collect::<Vec<_>>())) {
+                Ok(inputs) => Warmup::Text(inputs),
+                Err(e) => Warmup::Skipped(format!("cannot tokenize a warm-up sentence: {e}")),
             };
         }
         let inputs: Result<Tensors, String> = metadata
@@ -55,6 +74,7 @@ impl Warmup {
     pub fn run(&self, engine: &mut dyn Engine) -> WarmupNote {
         let (inputs, source) = match self {
             Warmup::Samples(inputs) => (inputs, "the samples model.toml names"),
+            Warmup::Text(inputs) => (inputs, "a sentence its tokenizer made"),
             Warmup::Synthetic(inputs) => (inputs, "inputs made from the declared shapes"),
             Warmup::Skipped(reason) => return Some(format!("no warm-up: {reason}")),
         };
@@ -114,7 +134,7 @@ mod tests {
     }
 
     fn synthetic(metadata: &ModelMetadata, manifest: &Manifest) -> Warmup {
-        Warmup::for_model(metadata, manifest, Path::new("."))
+        Warmup::for_model(metadata, manifest, Path::new("."), None)
     }
 
     #[test]
@@ -188,12 +208,12 @@ mod tests {
             Manifest::parse("warmup = \"samples.npz\"\n", Path::new(MANIFEST_FILE)).unwrap();
         let m = model(vec![input("x", DType::F32, &[Dim::Unknown, Dim::Unknown])]);
         assert_eq!(
-            Warmup::for_model(&m, &manifest, dir.path()),
+            Warmup::for_model(&m, &manifest, dir.path(), None),
             Warmup::Samples(samples)
         );
         let missing = Manifest::parse("warmup = \"gone.npz\"\n", Path::new(MANIFEST_FILE)).unwrap();
         assert!(matches!(
-            Warmup::for_model(&m, &missing, dir.path()),
+            Warmup::for_model(&m, &missing, dir.path(), None),
             Warmup::Skipped(_)
         ));
     }

@@ -117,6 +117,16 @@ fn embeddings_equal_the_reference_in_every_encoding() {
         c.get(&format!("/v1/models/{MODEL}")).json()["object"],
         "model"
     );
+    // Warmed up with a sentence its tokenizer made: the index reports no warm-up problem.
+    let index = c.post_json("/v2/repository/index", &json!({})).json();
+    let entry = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == MODEL)
+        .unwrap();
+    assert_eq!(entry["state"], "READY");
+    assert!(entry.get("reason").is_none(), "{entry}");
 }
 
 /// The OpenAI error of a reply, after checking its status.
