@@ -73,28 +73,36 @@ pub async fn embed(
         values: text.pad_values(),
         max_tokens: limits.max_batch_tokens,
     });
+    // A few runs in flight at a time (enough to keep every instance busy), so one large
+    // request neither fills the model's queue nor refuses itself with 429.
+    let in_flight = (2 * model.instance_count).clamp(1, model.scheduler.policy().max_queue_size);
+    let mut runs = runs.into_iter();
     let mut pending = tokio::task::JoinSet::new();
-    for rows in runs {
-        let (service, model, text, tokens, padding) = (
-            service.clone(),
-            model.clone(),
-            text.clone(),
-            tokens.clone(),
-            padding.clone(),
-        );
-        pending.spawn(async move {
-            let run = Run {
-                text: &text,
-                tokens: &tokens,
-                rows: &rows,
-                padding,
-            };
-            let result = run.embed(&service, &model, timeout).await;
-            (rows, result)
-        });
-    }
     let mut vectors = vec![Vec::new(); tokens.len()];
-    while let Some(joined) = pending.join_next().await {
+    loop {
+        while pending.len() < in_flight {
+            let Some(rows) = runs.next() else { break };
+            let (service, model, text, tokens, padding) = (
+                service.clone(),
+                model.clone(),
+                text.clone(),
+                tokens.clone(),
+                padding.clone(),
+            );
+            pending.spawn(async move {
+                let run = Run {
+                    text: &text,
+                    tokens: &tokens,
+                    rows: &rows,
+                    padding,
+                };
+                let result = run.embed(&service, &model, timeout).await;
+                (rows, result)
+            });
+        }
+        let Some(joined) = pending.join_next().await else {
+            break;
+        };
         let (rows, result) =
             joined.map_err(|e| ApiError::internal(format!("an embedding run failed: {e}")))?;
         for (index, vector) in rows.into_iter().zip(result?) {

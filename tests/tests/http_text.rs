@@ -172,6 +172,11 @@ fn bad_text_is_a_clear_client_error_and_harms_nothing() {
         &json!({ "model": MODEL, "input": "x", "dimensions": 8 }),
     );
     assert!(openai_error(&dims, 400).contains("384 dimensions"));
+    // A large request is no bad request: 1000 strings, far more runs than the queue holds.
+    let many: Vec<String> = (0..1000).map(|i| format!("sentence number {i}")).collect();
+    let reply = post(json!(many));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["data"].as_array().unwrap().len(), 1000);
     // Nothing above touched the model: a good request still answers the reference.
     let good = post(json!(sentences()));
     assert_reference_rows(&embeddings(&good.json()), 0..9);
