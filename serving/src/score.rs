@@ -38,8 +38,8 @@ pub async fn score_body(
     answer(service, model, top_k, inputs, decoding).await
 }
 
-/// The strings of a body to a text model: a JSON object of strings (`strings_body`), or a
-/// raw UTF-8 body when the model takes no image. `None` for anything else.
+/// The strings of a body to a text model: JSON strings (`strings_body`), or a raw UTF-8
+/// body when the model takes no image. `None` for anything else.
 async fn text_body(
     model: &Arc<ServedModel>,
     body: &Bytes,
@@ -47,7 +47,8 @@ async fn text_body(
     if model.text.is_none() {
         return Ok(None);
     }
-    if starts_json_object(body) {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{' | b'[')) {
         let (owned, body) = (model.clone(), body.clone());
         return cpu_heavy(body.len(), "decoding the body", move || {
             let value: Value = serde_json::from_slice(&body)

@@ -199,20 +199,24 @@ pub fn strings_input(model: &ServedModel, inputs: &Tensors) -> Option<Vec<String
     }
 }
 
-/// The strings of a JSON body to a text model: `{"data": ...}`, `{"inputs": ...}`,
-/// `{"input": ...}` or `{"text": ...}` holding a string or a list of strings. `None` when the
-/// body is not of that form (it may be tensors).
+/// The strings of a JSON body to a text model: a list of strings, or `{"data": ...}`,
+/// `{"inputs": ...}`, `{"input": ...}` or `{"text": ...}` holding a string or a list of
+/// strings. `None` when the body is not of that form (it may be tensors).
 pub fn strings_body(model: &ServedModel, body: &Value) -> Option<Vec<String>> {
     model.text.as_ref()?;
-    let Value::Object(fields) = body else {
-        return None;
+    let value = match body {
+        Value::Object(fields) => {
+            let [(key, value)] = fields.iter().collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            if !matches!(key.as_str(), "data" | "inputs" | "input" | "text") {
+                return None;
+            }
+            value
+        }
+        Value::Array(_) => body,
+        _ => return None,
     };
-    let [(key, value)] = fields.iter().collect::<Vec<_>>()[..] else {
-        return None;
-    };
-    if !matches!(key.as_str(), "data" | "inputs" | "input" | "text") {
-        return None;
-    }
     match value {
         Value::String(text) => Some(vec![text.clone()]),
         Value::Array(items) if !items.is_empty() => items

@@ -232,6 +232,8 @@ fn a_text_classifier_answers_labels_on_every_route() {
     ];
     let reply = c.post_json("/score?model=intent", &json!({ "data": texts }));
     assert_eq!(reply.status, 200, "{}", reply.text());
+    let array = c.post_json("/score?model=intent", &json!(texts));
+    assert_eq!(classes(&array.json(), "logits")[1][0].0, "animal");
     let top: Vec<String> = classes(&reply.json(), "logits")
         .iter()
         .map(|r| r[0].0.clone())

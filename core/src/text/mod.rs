@@ -3,6 +3,7 @@
 //! per string. Implemented once, so every engine and route sees identical tensors.
 
 mod inputs;
+mod output;
 mod pooling;
 pub mod spec;
 
@@ -94,7 +95,7 @@ impl TextModel {
         let mut tokenizer = Tokenizer::from_file(tokenizer_path)
             .map_err(|e| fail(format!("cannot read the tokenizer: {e}")))?;
         let inputs = TextInputs::recognise(metadata)?;
-        let (output, pooling) = choose_output(metadata, spec)?;
+        let (output, pooling) = output::choose(metadata, spec)?;
         let declared = tokenizer.get_truncation().cloned();
         let max_tokens = spec
             .max_tokens
@@ -366,37 +367,6 @@ fn check_count(count: usize, limits: &TextLimits) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The embedding output: the manifest's, else a float `[batch, dim]` output (not BERT's
-/// `pooler_output`), else a `[batch, sequence, dim]` one (mean pooled), else `pooler_output`,
-/// else the first float output (pooled as its rank says).
-fn choose_output(metadata: &ModelMetadata, spec: &TextSpec) -> Result<(String, Option<Pooling>)> {
-    if let Some(name) = &spec.output {
-        if metadata.output(name).is_none() {
-            return Err(Error::Text(format!("the model has no output `{name}`")));
-        }
-        return Ok((name.clone(), spec.pooling));
-    }
-    let floats: Vec<_> = metadata
-        .outputs
-        .iter()
-        .filter(|o| o.dtype.is_float())
-        .collect();
-    let rank = |o: &&crate::TensorInfo| o.shape.as_ref().map(Vec::len);
-    let is_pooler = |o: &&crate::TensorInfo| o.name.to_ascii_lowercase().contains("pooler");
-    let chosen = floats
-        .iter()
-        .find(|o| rank(o) == Some(2) && !is_pooler(o))
-        .or_else(|| floats.iter().find(|o| rank(o) == Some(3)))
-        .or_else(|| floats.iter().find(|o| rank(o) == Some(2)))
-        .or_else(|| floats.iter().find(|o| rank(o).is_none()))
-        .ok_or_else(|| {
-            Error::Text(
-                "the model has no float [batch, dim] or [batch, sequence, dim] output".into(),
-            )
-        })?;
-    Ok((chosen.name.clone(), spec.pooling))
 }
 
 #[cfg(test)]
