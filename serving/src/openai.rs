@@ -7,16 +7,16 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::served::ServedModel;
-use crate::text::{Embeddings, TextInput};
+use crate::text::{Embeddings, TextInput, TextRequest};
+use destino_core::text::InputType;
 
 /// A parsed `POST /v1/embeddings` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingsCall {
     pub model: String,
-    pub input: TextInput,
+    pub request: TextRequest,
     /// `encoding_format: "base64"`: each embedding as little-endian f32 bytes in base64.
     pub base64: bool,
-    pub dimensions: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +25,9 @@ struct Body {
     input: Option<Value>,
     encoding_format: Option<String>,
     dimensions: Option<usize>,
+    /// An extension (as NVIDIA's and Cohere's embedding APIs have): `query`, or `document`
+    /// (`passage`), for models with a prefix for either.
+    input_type: Option<String>,
 }
 
 pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsCall, ApiError> {
@@ -46,11 +49,24 @@ pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsCall, ApiError> {
             )));
         }
     };
+    let input_type = match body.input_type.as_deref() {
+        None => InputType::Unspecified,
+        Some("query") => InputType::Query,
+        Some("document" | "passage") => InputType::Document,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "input_type must be \"query\" or \"document\", got {other:?}"
+            )));
+        }
+    };
     Ok(EmbeddingsCall {
         model,
-        input,
+        request: TextRequest {
+            input,
+            input_type,
+            dimensions: body.dimensions,
+        },
         base64,
-        dimensions: body.dimensions,
     })
 }
 
@@ -156,7 +172,7 @@ mod tests {
 
     #[test]
     fn every_input_form_parses() {
-        let parse = |body: &str| parse_embeddings(body.as_bytes()).map(|c| c.input);
+        let parse = |body: &str| parse_embeddings(body.as_bytes()).map(|c| c.request.input);
         assert_eq!(
             parse(r#"{"model":"m","input":"hi"}"#).unwrap(),
             TextInput::Strings(vec!["hi".into()])
@@ -173,6 +189,8 @@ mod tests {
             parse(r#"{"model":"m","input":[[1],[2,3]]}"#).unwrap(),
             TextInput::TokenIds(vec![vec![1], vec![2, 3]])
         );
+        let query = parse_embeddings(br#"{"model":"m","input":"a","input_type":"query"}"#);
+        assert_eq!(query.unwrap().request.input_type, InputType::Query);
         for bad in [
             r#"{"model":"m","input":[]}"#,
             r#"{"model":"m","input":["a",1]}"#,
@@ -181,6 +199,7 @@ mod tests {
             r#"{"input":"a"}"#,
             r#"{"model":"m"}"#,
             r#"{"model":"m","input":"a","encoding_format":"hex"}"#,
+            r#"{"model":"m","input":"a","input_type":"question"}"#,
         ] {
             assert!(parse_embeddings(bad.as_bytes()).is_err(), "{bad}");
         }

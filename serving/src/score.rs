@@ -17,7 +17,7 @@ use crate::images::{image_input, images_to_tensor, outputs_json};
 use crate::inference::infer;
 use crate::served::ServedModel;
 use crate::service::Service;
-use crate::text::{TextInput, embed, embeddings_tensors, strings_body};
+use crate::text::{TextRequest, embed, embeddings_tensors, strings_body};
 use crate::v2::decode::to_tensor;
 use crate::v2::depth::check_depth;
 use crate::v2::request::{InputData, RequestInput};
@@ -74,7 +74,7 @@ async fn text_answer(
     top_k: Option<usize>,
     texts: Vec<String>,
 ) -> Result<Value, ApiError> {
-    let embeddings = embed(service, model, TextInput::Strings(texts), None, None).await?;
+    let embeddings = embed(service, model, TextRequest::strings(texts), None).await?;
     let tensors = embeddings_tensors(model, embeddings)?;
     let top_k = top_k.or(service.options.default_top_k);
     Ok(json!({

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use destino_core::text::{TextModel, Tokens, normalize};
+use destino_core::text::{InputType, TextModel, Tokens, normalize};
 use destino_core::{Tensor, TensorData, Tensors};
 use serde_json::Value;
 
@@ -20,6 +20,27 @@ use crate::service::Service;
 pub enum TextInput {
     Strings(Vec<String>),
     TokenIds(Vec<Vec<i64>>),
+}
+
+/// What to embed, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextRequest {
+    pub input: TextInput,
+    /// Queries or documents, for models with a prefix for either.
+    pub input_type: InputType,
+    /// Fewer dimensions than the model's, for a Matryoshka model.
+    pub dimensions: Option<usize>,
+}
+
+impl TextRequest {
+    /// Strings, embedded as the model embeds any input.
+    pub fn strings(texts: Vec<String>) -> TextRequest {
+        TextRequest {
+            input: TextInput::Strings(texts),
+            input_type: InputType::Unspecified,
+            dimensions: None,
+        }
+    }
 }
 
 /// One embedding per input, in the order sent, and the tokens they took.
@@ -39,15 +60,20 @@ pub fn text_model(model: &ServedModel) -> Result<&Arc<TextModel>, ApiError> {
     })
 }
 
-/// Embeds `input` with `model`; `dimensions`, when given, must be the model's own or, for a
-/// Matryoshka model (`model.toml`), fewer. `timeout` shortens the server's request timeout.
+/// Embeds `request` with `model`; its `dimensions`, when given, must be the model's own or,
+/// for a Matryoshka model (`model.toml`), fewer. `timeout` shortens the server's request
+/// timeout.
 pub async fn embed(
     service: &Service,
     model: &Arc<ServedModel>,
-    input: TextInput,
-    dimensions: Option<usize>,
+    request: TextRequest,
     timeout: Option<Duration>,
 ) -> Result<Embeddings, ApiError> {
+    let TextRequest {
+        input,
+        input_type,
+        dimensions,
+    } = request;
     let text = text_model(model)?.clone();
     let limits = service.options.text;
     let size = match &input {
@@ -59,7 +85,7 @@ pub async fn embed(
         let tokens = match &input {
             TextInput::Strings(texts) => {
                 let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-                tokenizer.tokenize(&texts, &limits)
+                tokenizer.tokenize_as(&texts, &limits, input_type)
             }
             TextInput::TokenIds(lists) => tokenizer.tokens_from_ids(lists, &limits),
         };

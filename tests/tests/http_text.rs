@@ -352,3 +352,35 @@ fn requests_of_different_lengths_share_engine_runs() {
     let runs = model["execution_count"].as_u64().unwrap();
     assert!(runs < 4, "4 requests took {runs} runs: {stats}");
 }
+
+#[test]
+fn queries_and_documents_get_the_prefixes_model_toml_gives() {
+    let repository = text_repository();
+    let folder = repository.path().join(MODEL);
+    let manifest = "[text]\nquery_prefix = \"query: \"\ndocument_prefix = \"passage: \"\n";
+    std::fs::write(folder.join("model.toml"), manifest).unwrap();
+    let server = TestServer::start(repository.path(), &[]);
+    let c = &server.client;
+    let embed = |input: &str, input_type: Option<&str>| {
+        let mut body = json!({ "model": MODEL, "input": input });
+        if let Some(kind) = input_type {
+            body["input_type"] = json!(kind);
+        }
+        let reply = c.post_json("/v1/embeddings", &body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        embeddings(&reply.json())
+    };
+    let same = |a: &Tensor, b: &Tensor| compare("e", a, b, Tolerance::default()).within;
+    let query = embed("a cat", Some("query"));
+    assert!(same(&query, &embed("query: a cat", None)));
+    assert!(same(
+        &embed("a cat", Some("passage")),
+        &embed("passage: a cat", None)
+    ));
+    assert!(!same(&query, &embed("a cat", None)));
+    let bad = c.post_json(
+        "/v1/embeddings",
+        &json!({ "model": MODEL, "input": "x", "input_type": "question" }),
+    );
+    assert!(openai_error(&bad, 400).contains("input_type"));
+}

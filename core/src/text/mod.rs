@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::metadata::{ModelMetadata, Tensors};
 pub use inputs::{Role, TextInput, TextInputs};
 pub use pooling::normalize;
-pub use spec::{Pooling, TextSpec, Truncation};
+pub use spec::{InputType, Pooling, TextSpec, Truncation};
 
 /// The tokenizer file looked for beside a model when `model.toml` names none.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -63,6 +63,8 @@ pub struct TextModel {
     max_tokens: Option<usize>,
     truncation: Truncation,
     prefix: String,
+    query_prefix: Option<String>,
+    document_prefix: Option<String>,
     matryoshka: bool,
     vocab_size: usize,
     pad_id: u32,
@@ -139,6 +141,8 @@ impl TextModel {
             max_tokens,
             truncation,
             prefix: spec.prefix.clone(),
+            query_prefix: spec.query_prefix.clone(),
+            document_prefix: spec.document_prefix.clone(),
             matryoshka: spec.matryoshka,
             vocab_size,
             pad_id,
@@ -199,7 +203,23 @@ impl TextModel {
     /// Tokenizes `texts` (with the manifest's prefix), held to `limits` and the model's
     /// token limit.
     pub fn tokenize(&self, texts: &[&str], limits: &TextLimits) -> Result<Vec<Tokens>> {
+        self.tokenize_as(texts, limits, InputType::Unspecified)
+    }
+
+    /// As `tokenize`, with the prefix of `input_type` where the manifest has one.
+    pub fn tokenize_as(
+        &self,
+        texts: &[&str],
+        limits: &TextLimits,
+        input_type: InputType,
+    ) -> Result<Vec<Tokens>> {
         check_count(texts.len(), limits)?;
+        let prefix = match input_type {
+            InputType::Query => self.query_prefix.as_deref(),
+            InputType::Document => self.document_prefix.as_deref(),
+            InputType::Unspecified => None,
+        }
+        .unwrap_or(&self.prefix);
         texts
             .iter()
             .enumerate()
@@ -214,11 +234,7 @@ impl TextModel {
                         limits.max_input_bytes
                     )));
                 }
-                let text = if self.prefix.is_empty() {
-                    (*text).to_string()
-                } else {
-                    format!("{}{text}", self.prefix)
-                };
+                let text = format!("{prefix}{text}");
                 let encoding = self
                     .tokenizer
                     .encode_fast(text, true)

@@ -29,6 +29,11 @@ pub struct TextSpec {
     /// Text put before every input, e.g. `"query: "` for E5-style models.
     #[serde(default)]
     pub prefix: String,
+    /// Put instead before inputs a request marks as queries (`input_type: "query"`):
+    /// asymmetric retrieval models (E5, BGE) embed queries and documents differently.
+    pub query_prefix: Option<String>,
+    /// Put instead before inputs a request marks as documents (`input_type: "document"`).
+    pub document_prefix: Option<String>,
     /// The model was trained so that a prefix of its embedding is an embedding too
     /// (Matryoshka): requests may ask for fewer `dimensions`.
     #[serde(default)]
@@ -57,4 +62,13 @@ pub enum Truncation {
     Right,
     /// The start of a longer input is dropped.
     Left,
+}
+
+/// What a request says its inputs are, for models with a query or document prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputType {
+    #[default]
+    Unspecified,
+    Query,
+    Document,
 }

@@ -143,3 +143,28 @@ fn manifest_names_output_and_pooling() {
     let tokenizer = shared("paraphrase_minilm_l3.tokenizer.json");
     assert!(TextModel::load(&tokenizer, &metadata, &missing).is_err());
 }
+
+#[test]
+fn queries_and_documents_get_their_prefixes() {
+    let spec = TextSpec {
+        prefix: "passage: ".into(),
+        query_prefix: Some("query: ".into()),
+        ..TextSpec::default()
+    };
+    let model = minilm(&spec);
+    let plain = minilm(&TextSpec::default());
+    let limits = TextLimits::default();
+    let tokens = |m: &TextModel, text: &str, kind| m.tokenize_as(&[text], &limits, kind).unwrap();
+    let query = tokens(&model, "hello", InputType::Query);
+    assert_eq!(
+        query,
+        tokens(&plain, "query: hello", InputType::Unspecified)
+    );
+    // No document prefix: the default prefix applies.
+    let document = tokens(&model, "hello", InputType::Document);
+    assert_eq!(
+        document,
+        tokens(&plain, "passage: hello", InputType::Unspecified)
+    );
+    assert_eq!(model.tokenize(&["hello"], &limits).unwrap(), document);
+}

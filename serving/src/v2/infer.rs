@@ -16,7 +16,7 @@ use crate::images::{classification_tensor, images_to_tensor};
 use crate::inference::infer as run_inference;
 use crate::served::ServedModel;
 use crate::service::Service;
-use crate::text::{TextInput, embed, embeddings_tensors, strings_input, text_model};
+use crate::text::{TextRequest, embed, embeddings_tensors, strings_input, text_model};
 use crate::v2::decode::{split_bytes_elements, to_tensor};
 use crate::v2::request::{InferRequest, InputData, RequestInput, parse};
 use crate::v2::response::{EncodedResponse, ResponseOutput, encode};
@@ -116,7 +116,7 @@ async fn infer_text(
             other.name
         )));
     }
-    let embeddings = embed(service, model, TextInput::Strings(texts), None, timeout).await?;
+    let embeddings = embed(service, model, TextRequest::strings(texts), timeout).await?;
     let outputs = embeddings_tensors(model, embeddings)?;
     let outputs = select_outputs(model, &request, outputs, true)?;
     Ok((request.id, outputs))

@@ -25,7 +25,7 @@ pub async fn embeddings(State(state): State<AppState>, RawBody(body): RawBody) -
     let service = &state.service;
     let name = call.model.clone();
     let result = on_model(service, &name, None, async |model| {
-        let embeddings = embed(service, &model, call.input, call.dimensions, None).await?;
+        let embeddings = embed(service, &model, call.request, None).await?;
         let size = embeddings.vectors.iter().map(Vec::len).sum::<usize>() * 12;
         let (name, base64) = (call.model, call.base64);
         cpu_heavy(size, "encoding", move || {
