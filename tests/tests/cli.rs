@@ -9,7 +9,7 @@ use destino_core::npz::{read_npz, write_npz};
 use destino_core::parity::{Tolerance, compare_all};
 use destino_tests::server::TestServer;
 use destino_tests::{
-    ReferenceCase, binary, bundled_models, fixture, reference_case, shared_models,
+    ReferenceCase, binary, bundled_models, fixture, generated_models, reference_case, shared_models,
 };
 
 struct Files {
@@ -321,4 +321,41 @@ fn edge_watch_scores_images_dropped_into_a_folder() {
     let later: Vec<&String> = lines.iter().filter(|l| l.contains("later.png")).collect();
     assert_eq!(later.len(), 1, "{lines:?}");
     assert!(later[0].contains("espresso"));
+}
+
+#[test]
+fn edge_watch_answers_text_files_with_labels() {
+    let repository = tempfile::tempdir().unwrap();
+    assert_eq!(
+        generated_models("text_models.py", repository.path()),
+        ["intent"]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), "The dog chased the cat.").unwrap();
+    let batch = r#"{"data": ["I love pizza.", "She sings a song."]}"#;
+    // (`.json` files are answers, never scored: a JSON body goes in any other name.)
+    std::fs::write(dir.path().join("batch.txt"), batch).unwrap();
+    let args = [
+        "watch",
+        p(dir.path()),
+        "--model-repository",
+        p(repository.path()),
+    ];
+    let out = run(
+        "destino-edge",
+        &[&args[..], &["--model", "intent", "--once"]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let note = answer("note.txt.json");
+    assert_eq!(note["outputs"]["logits"][0][0]["label"], "animal", "{note}");
+    let batch = answer("batch.txt.json");
+    assert_eq!(batch["outputs"]["logits"][0][0]["label"], "food", "{batch}");
+    assert_eq!(
+        batch["outputs"]["logits"][1][0]["label"], "music",
+        "{batch}"
+    );
 }
