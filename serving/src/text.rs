@@ -95,9 +95,13 @@ pub async fn embed(
     let tokens = Arc::new(tokens);
     let max_rows = model.max_batch_size().unwrap_or(limits.max_inputs);
     let runs = text.runs(&tokens, max_rows, limits.max_batch_tokens);
-    let padding = Arc::new(Padding {
-        values: text.pad_values(),
-        max_tokens: limits.max_batch_tokens,
+    // Runs may be padded to share the engine with other requests' when the model fixes
+    // neither length nor rows.
+    let padding = text.pads().then(|| {
+        Arc::new(Padding {
+            values: text.pad_values(),
+            max_tokens: limits.max_batch_tokens,
+        })
     });
     // A few runs in flight at a time (enough to keep every instance busy), so one large
     // request neither fills the model's queue nor refuses itself with 429.
@@ -148,7 +152,7 @@ struct Run<'a> {
     text: &'a TextModel,
     tokens: &'a [Tokens],
     rows: &'a [usize],
-    padding: Arc<Padding>,
+    padding: Option<Arc<Padding>>,
 }
 
 impl Run<'_> {
@@ -160,8 +164,7 @@ impl Run<'_> {
     ) -> Result<Vec<Vec<f32>>, ApiError> {
         let rows: Vec<&Tokens> = self.rows.iter().map(|&i| &self.tokens[i]).collect();
         let inputs = self.text.tensors(&rows)?;
-        let padding = Some(self.padding).filter(|_| self.text.pads());
-        let reply = infer_padded(service, model, inputs, timeout, padding).await?;
+        let reply = infer_padded(service, model, inputs, timeout, self.padding).await?;
         Ok(self.text.embeddings(&reply.outputs, &rows)?)
     }
 }

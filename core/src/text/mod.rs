@@ -68,8 +68,6 @@ pub struct TextModel {
     matryoshka: bool,
     vocab_size: usize,
     pad_id: u32,
-    /// Where the tokenizer was read from.
-    pub tokenizer_path: PathBuf,
 }
 
 /// The tokenizer a model uses: the one `spec` names (relative to `base`), else
@@ -146,7 +144,6 @@ impl TextModel {
             matryoshka: spec.matryoshka,
             vocab_size,
             pad_id,
-            tokenizer_path: tokenizer_path.to_path_buf(),
         })
     }
 

@@ -252,12 +252,8 @@ struct Fill {
 
 impl Fill {
     fn of(first: &Job, rows: usize) -> Fill {
-        let key = match first.padding {
-            Some(_) => BatchKey::padded(&first.inputs),
-            None => BatchKey::of(&first.inputs),
-        };
         Fill {
-            key,
+            key: batch_key(first),
             rows,
             longest: sequence_length(&first.inputs),
             max_tokens: first.padding.as_ref().map(|p| p.max_tokens),
@@ -270,12 +266,8 @@ impl Fill {
         let Some(rows) = job.rows.map(|r| self.rows + r).filter(|&r| r <= max_rows) else {
             return false;
         };
-        let key = match job.padding {
-            Some(_) => BatchKey::padded(&job.inputs),
-            None => BatchKey::of(&job.inputs),
-        };
         let longest = self.longest.max(sequence_length(&job.inputs));
-        if key != self.key
+        if batch_key(job) != self.key
             || self
                 .max_tokens
                 .is_some_and(|budget| rows * longest > budget)
@@ -285,5 +277,13 @@ impl Fill {
         self.rows = rows;
         self.longest = longest;
         true
+    }
+}
+
+/// What a request must share with the others of its batch (its length too, unless padded).
+fn batch_key(job: &Job) -> BatchKey {
+    match job.padding {
+        Some(_) => BatchKey::padded(&job.inputs),
+        None => BatchKey::of(&job.inputs),
     }
 }
