@@ -20,6 +20,7 @@ impl Facts {
     pub fn parser(self) -> Onnx {
         let mut onnx = tract_onnx::onnx();
         crate::ml::register(&mut onnx.op_register);
+        onnx.op_register.insert("Gather", crate::gather::parse);
         match self {
             Facts::Declared => onnx.with_ignore_output_shapes(false),
             Facts::ValueInfo => onnx,

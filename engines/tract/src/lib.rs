@@ -4,8 +4,10 @@
 //! call into tract is panic-contained (`panics.rs`).
 
 mod convert;
+mod empty;
 mod facts;
 mod fold;
+mod gather;
 mod ml;
 mod panics;
 mod planner;

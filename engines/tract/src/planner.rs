@@ -17,6 +17,7 @@ use tract_onnx::tract_hir::infer::InferenceModelExt;
 use tract_onnx::tract_hir::ops::konst::Const;
 
 use crate::convert::{datum_type, to_tract};
+use crate::empty;
 use crate::facts::Facts;
 use crate::fold::{decided_ifs, inline_branch};
 use crate::panics::contained;
@@ -242,7 +243,8 @@ impl Planner {
         Ok(baked)
     }
 
-    fn optimise(&self, model: InferenceModel, baked: Vec<usize>) -> TractResult<Plan> {
+    fn optimise(&self, mut model: InferenceModel, baked: Vec<usize>) -> TractResult<Plan> {
+        empty::fold_empty_outputs(&mut model)?;
         let runnable = model
             .into_optimized()?
             .into_runnable_with_options(&self.options)?;
