@@ -1,6 +1,7 @@
 //! `EdgeConfig`: every flag of `destino-edge`, each also settable from the environment.
 
 use clap::{Args, Parser, Subcommand};
+use destino_batch::BatchArgs;
 use destino_cli::offline::{InspectArgs, RunArgs};
 use destino_cli::probe::ProbeArgs;
 use destino_cli::{DestinationDefaults, ServeArgs};
@@ -32,6 +33,8 @@ pub enum Command {
     Mqtt(Box<MqttCommand>),
     /// Score each image file dropped into a folder; answers go beside it or to JSON lines.
     Watch(WatchArgs),
+    /// Score every file of a folder into resumable JSON-lines part files (shardable).
+    Batch(BatchArgs),
     /// Score the tensors of an .npz file and write the outputs to another .npz.
     Run(RunArgs),
     /// Show a model's inputs, outputs, opsets and whether tract can run all its operators.

@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use destino_cli::Transport;
+use destino_cli::machine::this_machine;
 use destino_cli::offline::run_command;
 use destino_core::offline::{describe, describe_support};
 use destino_core::{Engine, EngineConfig, OnnxModel, loader};
 use destino_edge::config::{Command, EDGE_DEFAULTS, EdgeConfig, MqttCommand};
+use destino_serving::Instances;
 use destino_tract::TractEngine;
 
 fn main() -> ExitCode {
@@ -25,6 +27,10 @@ fn main() -> ExitCode {
         Command::Mqtt(command) => mqtt(command, engine_config),
         Command::Probe(args) => destino_cli::probe::run_probe(args),
         Command::Watch(args) => destino_folder::run(args, loader::<TractEngine>(), engine_config),
+        Command::Batch(args) => {
+            let instances = Instances::Auto(this_machine(None));
+            destino_batch::run(args, loader::<TractEngine>(), engine_config, instances)
+        }
         Command::Run(args) => TractEngine::load(&args.model, &engine_config)
             .and_then(|mut engine| run_command(&mut engine, args))
             .unwrap_or_else(|e| fail(&e.to_string())),

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use destino_batch::BatchArgs;
+use destino_cli::machine::this_machine;
 use destino_cli::offline::{InspectArgs, RunArgs, run_command};
 use destino_core::npz::read_npz;
 use destino_core::offline::{describe, describe_support};
@@ -10,6 +12,7 @@ use destino_core::parity::{Comparison, compare_all};
 use destino_core::{Engine, EngineConfig, EngineLoader, OnnxModel, Result, Tensors, loader};
 use destino_ort::runtime_path::candidates;
 use destino_ort::{OrtEngine, init_runtime};
+use destino_serving::Instances;
 use destino_tract::TractEngine;
 
 use crate::config::{EngineKind, ParityArgs, RuntimeArgs};
@@ -41,6 +44,18 @@ pub fn run(runtime: &RuntimeArgs, args: &RunArgs) -> Result<ExitCode> {
     let load = engine_loader(runtime, runtime.engine)?;
     let mut engine = load(&args.model, &runtime.engine_config())?;
     run_command(engine.as_mut(), args)
+}
+
+/// `batch`: the folder scored by the chosen engine, an instance per core (as `serve --instances auto`).
+pub fn batch(runtime: &RuntimeArgs, args: &BatchArgs) -> Result<ExitCode> {
+    let load = engine_loader(runtime, runtime.engine)?;
+    let instances = Instances::Auto(this_machine(None));
+    Ok(destino_batch::run(
+        args,
+        load,
+        runtime.engine_config(),
+        instances,
+    ))
 }
 
 pub fn inspect(runtime: &RuntimeArgs, args: &InspectArgs) -> Result<ExitCode> {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use destino_batch::BatchArgs;
 use destino_cli::DestinationDefaults;
 use destino_cli::offline::{InspectArgs, RunArgs, ToleranceArgs};
 use destino_cli::probe::ProbeArgs;
@@ -26,6 +27,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run a model on both engines and compare the outputs with each other and a reference.
     Parity(ParityArgs),
+    /// Score every file of a folder into resumable JSON-lines part files (shardable).
+    Batch(BatchArgs),
     /// Show a model's inputs, outputs, opsets and whether the engine runs all its operators.
     Inspect(InspectArgs),
     /// GET an http:// URL and succeed on 2xx: a container health check without curl.

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(runtime, args),
         Command::Run(args) => commands::run(runtime, args),
         Command::Parity(args) => commands::parity(runtime, args),
+        Command::Batch(args) => commands::batch(runtime, args),
         Command::Inspect(args) => commands::inspect(runtime, args),
         Command::Probe(args) => Ok(destino_cli::probe::run_probe(args)),
     };

@@ -1,0 +1,194 @@
+//! destino's batch scoring (`destino-server batch`, `destino-edge batch`): every file of a
+//! folder scored by one model, the answers written as numbered part files, each committed
+//! atomically, so a rerun of the same command after a crash continues where it stopped and the
+//! output holds every file exactly once. `--shard I/N` (or a Kubernetes Indexed Job's index)
+//! splits the parts between processes with no coordinator.
+
+pub mod commit;
+pub mod job;
+pub mod score;
+pub mod shard;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use destino_core::engine::{EngineConfig, EngineLoader};
+use destino_serving::{
+    BatchPolicy, Instances, Metrics, Registry, ServedModel, Service, ServiceOptions,
+    ServingDefaults,
+};
+
+use crate::commit::{commit, remove_leftovers};
+use crate::job::{JobSpec, list_files};
+use crate::shard::Shard;
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    #[arg(long, env = "DESTINO_MODEL_REPOSITORY", default_value = "models")]
+    pub model_repository: PathBuf,
+    /// The model that scores the input (needed when the repository serves several).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A folder of files (images, text, JSON bodies as `/score` takes them), read recursively.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The output folder: `job.json` and one `part-NNNNN.jsonl` per part.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Files per part file (the unit of work, commit, resumption and sharding).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub part_size: u32,
+    /// This process's share of the parts, `I/N` (parts `p` with `p % N == I`); default: the
+    /// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`/`JOB_COMPLETIONS`, else all.
+    #[arg(long, env = "DESTINO_SHARD")]
+    pub shard: Option<Shard>,
+    /// Largest batch one engine run takes (files in flight are batched dynamically).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Classes per file, for classifiers.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Largest decoded image, in pixels (checked before decoding).
+    #[arg(long, default_value_t = destino_core::preprocess::DEFAULT_MAX_PIXELS)]
+    pub max_image_pixels: u64,
+}
+
+/// Scores the input with a model `loader` loads; `instances` engines per model.
+pub fn run(
+    args: &BatchArgs,
+    loader: EngineLoader,
+    engine: EngineConfig,
+    instances: Instances,
+) -> ExitCode {
+    match try_run(args, loader, engine, instances) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("batch: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_run(
+    args: &BatchArgs,
+    loader: EngineLoader,
+    engine: EngineConfig,
+    instances: Instances,
+) -> Result<(), String> {
+    let shard = match args.shard {
+        Some(shard) => shard,
+        None => Shard::from_env(|name| std::env::var(name).ok())?.unwrap_or(Shard::WHOLE),
+    };
+    let items = list_files(&args.input)?;
+    let batch_size = args.batch_size as usize;
+    let defaults = ServingDefaults {
+        policy: BatchPolicy {
+            max_batch_size: batch_size,
+            max_queue_delay: Duration::from_millis(2),
+            max_queue_size: 4 * batch_size,
+        },
+        instances,
+    };
+    let registry = Registry::new(
+        args.model_repository.clone(),
+        loader,
+        engine,
+        defaults,
+        Metrics::new(),
+    );
+    registry.load_all().map_err(|e| e.to_string())?;
+    let model = pick_model(&registry, args.model.as_deref())?;
+    let job = JobSpec::new(&model.name, model.version, &items, args.part_size as usize);
+    job.claim(&args.output)?;
+    let options = ServiceOptions {
+        max_image_pixels: args.max_image_pixels,
+        ..ServiceOptions::default()
+    };
+    let service = Service::new(Arc::new(registry), options);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let in_flight = 2 * batch_size * model.instance_count.max(1);
+    let todo: Vec<usize> = (0..job.parts())
+        .filter(|&part| shard.owns(part) && !args.output.join(job.part_name(part)).exists())
+        .collect();
+    println!(
+        "batch: {} files in {} parts; shard {shard} has {} left to score with {} v{}",
+        items.len(),
+        job.parts(),
+        todo.len(),
+        model.name,
+        model.version
+    );
+    let mut progress = Progress::new(todo.iter().map(|&p| job.range(p).len()).sum());
+    for part in todo {
+        let name = job.part_name(part);
+        remove_leftovers(&args.output, &name).map_err(|e| format!("{name}: {e}"))?;
+        let part_items = &items[job.range(part)];
+        let rows = runtime.block_on(score::score_part(
+            &service, &model, part_items, args.top_k, in_flight,
+        ))?;
+        let errors = rows.iter().filter(|row| !row["error"].is_null()).count();
+        commit(&args.output, &name, &score::json_lines(&rows))
+            .map_err(|e| format!("{}: {e}", args.output.join(&name).display()))?;
+        progress.done(&name, rows.len(), errors);
+    }
+    progress.finish(&args.output);
+    Ok(())
+}
+
+fn pick_model(registry: &Registry, name: Option<&str>) -> Result<Arc<ServedModel>, String> {
+    if let Some(name) = name {
+        return registry.get(name, None).map_err(|e| e.to_string());
+    }
+    registry.only_served().map_err(|count| match count {
+        0 => "no model could be loaded".into(),
+        _ => "several models are served: name one with --model".into(),
+    })
+}
+
+/// Rows scored, their rate and what is left, printed after each part.
+struct Progress {
+    started: Instant,
+    total: usize,
+    rows: usize,
+    errors: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            started: Instant::now(),
+            total,
+            rows: 0,
+            errors: 0,
+        }
+    }
+
+    fn done(&mut self, part: &str, rows: usize, errors: usize) {
+        self.rows += rows;
+        self.errors += errors;
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = self.rows as f64 / seconds;
+        let left = (self.total - self.rows.min(self.total)) as f64 / rate.max(1e-9);
+        println!(
+            "batch: {part} written ({rows} rows, {errors} errors); {}/{} rows, {rate:.1} rows/s, \
+             about {left:.0} s left",
+            self.rows, self.total
+        );
+    }
+
+    fn finish(&self, output: &std::path::Path) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        println!(
+            "batch: scored {} rows ({} errors) in {seconds:.1} s into {}",
+            self.rows,
+            self.errors,
+            output.display()
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! Scoring a part: its files are read and scored concurrently (the scheduler batches what is in
+//! flight; decoding runs on the serving pool), and the rows come back in the part's order. A file
+//! that cannot be read or scored is one row with an error, never a failed job.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use destino_serving::score::score_body;
+use destino_serving::{ErrorKind, ServedModel, Service};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::job::Item;
+
+/// One scored file: `{"key", "output", "error"}`, one of the last two null.
+pub type Row = Value;
+
+/// Scores `items` with at most `in_flight` at a time; the rows in the items' order.
+pub async fn score_part(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    items: &[Item],
+    top_k: Option<usize>,
+    in_flight: usize,
+) -> Result<Vec<Row>, String> {
+    let mut rows: Vec<Option<Row>> = vec![None; items.len()];
+    let mut tasks = JoinSet::new();
+    let mut next = 0;
+    while next < items.len() || !tasks.is_empty() {
+        while next < items.len() && tasks.len() < in_flight.max(1) {
+            let (service, model, item) = (service.clone(), model.clone(), items[next].clone());
+            let index = next;
+            tasks.spawn(async move { (index, score_item(&service, &model, &item, top_k).await) });
+            next += 1;
+        }
+        if let Some(joined) = tasks.join_next().await {
+            let (index, row) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
+            rows[index] = Some(row);
+        }
+    }
+    Ok(rows.into_iter().flatten().collect())
+}
+
+async fn score_item(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    item: &Item,
+    top_k: Option<usize>,
+) -> Row {
+    let path = item.path.clone();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return row(&item.key, Err(format!("cannot read the file: {e}"))),
+        Err(e) => return row(&item.key, Err(format!("cannot read the file: {e}"))),
+    };
+    let scored = score_body(service, model, top_k, Bytes::from(bytes)).await;
+    row(
+        &item.key,
+        scored.map_err(|e| {
+            if e.kind == ErrorKind::Internal {
+                tracing::error!(key = item.key, "{}", e.message);
+            }
+            e.public_message().to_string()
+        }),
+    )
+}
+
+fn row(key: &str, outcome: Result<Value, String>) -> Row {
+    match outcome {
+        Ok(output) => json!({ "key": key, "output": output, "error": null }),
+        Err(error) => json!({ "key": key, "output": null, "error": error }),
+    }
+}
+
+/// The part file's bytes: one JSON object per line.
+pub fn json_lines(rows: &[Row]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend_from_slice(row.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
