@@ -259,6 +259,22 @@ def check_container(container, where):
             raise Failure(f"{where}.{kind}: probes a port the server does not listen on")
 
 
+def check_job(name, doc, known_claims):
+    """A batch Job: Indexed, its pods told the shard count, `batch` run, its claims defined."""
+    spec = doc["spec"]
+    if spec.get("completionMode") != "Indexed":
+        raise Failure(f"{name}: shards come from an Indexed Job's JOB_COMPLETION_INDEX")
+    pod = spec["template"]["spec"]
+    for container in pod["containers"]:
+        if container.get("args", [None])[0] != "batch":
+            raise Failure(f"{name}:{container['name']}: does not run `batch`")
+        if env_of(container).get("JOB_COMPLETIONS") != str(spec["completions"]):
+            raise Failure(f"{name}:{container['name']}: JOB_COMPLETIONS is not spec.completions ({spec['completions']})")
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}
+    if claims - known_claims:
+        raise Failure(f"{name}: volume claims {sorted(claims - known_claims)} are not defined")
+
+
 def selects(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -278,6 +294,8 @@ def check_consistency(kubernetes, kserve, azure):
         known = {d["metadata"]["name"] for _, d in by_kind.get("PersistentVolumeClaim", [])}
         if claims - known:
             raise Failure(f"{name}: volume claims {sorted(claims - known)} are not defined")
+    for name, doc in by_kind.get("Job", []):
+        check_job(name, doc, {d["metadata"]["name"] for _, d in by_kind.get("PersistentVolumeClaim", [])})
     for kind in ("Service", "PodDisruptionBudget"):
         for name, doc in by_kind.get(kind, []):
             selector = doc["spec"]["selector"]
@@ -433,6 +451,42 @@ def run_container(server, container, paths, where, image, extra):
         instance.stop()
 
 
+def run_job(server, name, doc, repository, image):
+    """Each pod of a batch Job as Kubernetes runs it (its index in JOB_COMPLETION_INDEX): the
+    models claim mapped to this checkout's repository, the data claim to a folder holding one
+    image per pod; together the pods score every image once."""
+    pod = doc["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+    with tempfile.TemporaryDirectory() as data:
+        paths = {}
+        for mount in container.get("volumeMounts", []):
+            claim = claims.get(mount["name"])
+            paths[mount["mountPath"]] = repository if claim == "destino-models" else data
+        count = doc["spec"]["completions"]
+        args = [Server.map(a, paths) for a in container["args"]]
+        input_dir = flag(args, "input")
+        os.makedirs(input_dir)
+        for i in range(count):
+            with open(os.path.join(input_dir, f"{i}.png"), "wb") as f:
+                f.write(image)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DESTINO_", "JOB_"))}
+        env.update({k: Server.map(v, paths) for k, v in env_of(container).items()})
+        for index in range(count):
+            env["JOB_COMPLETION_INDEX"] = str(index)
+            done = subprocess.run([server, *args, "--part-size=1"], env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise Failure(f"{name}: pod {index} failed: {done.stderr[-2000:]}")
+        output = flag(args, "output")
+        parts = sorted(p for p in os.listdir(output) if p.startswith("part-"))
+        rows = [json.loads(line) for p in parts for line in open(os.path.join(output, p))]
+        if len(parts) != count or sorted(r["key"] for r in rows) != [f"{i}.png" for i in range(count)]:
+            raise Failure(f"{name}: {count} pods wrote {parts}: {rows}")
+        if not all("espresso" in json.dumps(r["output"]) for r in rows):
+            raise Failure(f"{name}: rows without espresso: {rows}")
+    print(f"  {name}: {count} indexed pods scored {count} images, each once")
+
+
 def check_against_server(server, image_path, kubernetes, kserve, azure):
     with open(image_path, "rb") as f:
         image = f.read()
@@ -448,6 +502,9 @@ def check_against_server(server, image_path, kubernetes, kserve, azure):
             # The claim holds a model repository: this checkout's stands in for it.
             paths = {m["mountPath"]: repository for m in container.get("volumeMounts", []) if m["name"] in volumes}
             run_container(server, container, paths, f"{name}:{container['name']}", image, model_ready)
+    for name, doc in kubernetes:
+        if doc["kind"] == "Job":
+            run_job(server, name, doc, repository, image)
     for name, doc in kserve:
         if doc["kind"] != "ServingRuntime":
             continue
@@ -519,6 +576,14 @@ def self_test():
     broken = copy.deepcopy(deployment[1])
     broken["spec"]["template"]["spec"]["containers"][0]["args"] = ["serve", "--grpc-port=9001"]
     expect_failure("gRPC probe port", lambda: check_consistency([(deployment[0], broken)], [], []))
+    job = next((n, d) for n, d in kubernetes if d["kind"] == "Job")
+    claims = [(n, d) for n, d in kubernetes if d["kind"] == "PersistentVolumeClaim"]
+    broken = copy.deepcopy(job[1])
+    broken["spec"]["completions"] = 8
+    expect_failure("Job shard count", lambda: check_consistency(claims + [(job[0], broken)], [], []))
+    broken = copy.deepcopy(job[1])
+    del broken["spec"]["completionMode"]
+    expect_failure("Job not indexed", lambda: check_consistency(claims + [(job[0], broken)], [], []))
     source = os.path.join(DEPLOY, "azureml", "deployment.yml")
     with open(source) as f:
         text = f.read()
