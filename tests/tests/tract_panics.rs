@@ -86,7 +86,10 @@ fn an_index_out_of_range_fails_that_request_alone() {
         let mut engine = tract(&model, threads);
         for bad in [vec![4], vec![0, 1_000_000], vec![-5]] {
             let error = engine.run(&indices(bad.clone())).unwrap_err();
-            assert!(error.to_string().contains("out of"), "{bad:?}: {error}");
+            assert!(
+                error.to_string().contains("out of range for an axis of 4"),
+                "{bad:?}: {error}"
+            );
         }
         let rows = engine.run(&indices(vec![3, -4])).unwrap();
         let want = Tensor::new(vec![2, 3], vec![9f32, 10.0, 11.0, 0.0, 1.0, 2.0]).unwrap();
