@@ -249,6 +249,18 @@ impl Registry {
         }
     }
 
+    /// The model a command that scores with one model uses: `name`'s newest version, or the
+    /// only one serving when no name is given (`flag` is the option that names one).
+    pub fn pick(&self, name: Option<&str>, flag: &str) -> Result<Arc<ServedModel>, String> {
+        if let Some(name) = name {
+            return self.get(name, None).map_err(|e| e.to_string());
+        }
+        self.only_served().map_err(|count| match count {
+            0 => "no model could be loaded".into(),
+            _ => format!("several models are served: name one with {flag}"),
+        })
+    }
+
     /// (Re)loads the newest version of `name` from the repository and swaps it in. Blocks for
     /// the load; the version serving meanwhile keeps serving, also when the load fails.
     pub fn load(&self, name: &str) -> Result<Arc<ServedModel>, RegistryError> {

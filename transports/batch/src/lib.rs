@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use destino_core::engine::{EngineConfig, EngineLoader};
 use destino_serving::{
-    BatchPolicy, Instances, Metrics, Registry, ServedModel, Service, ServiceOptions,
-    ServingDefaults,
+    BatchPolicy, Instances, Metrics, Registry, Service, ServiceOptions, ServingDefaults,
 };
 
 use crate::commit::{commit, remove_leftovers};
@@ -100,7 +99,7 @@ fn try_run(
         Metrics::new(),
     );
     registry.load_all().map_err(|e| e.to_string())?;
-    let model = pick_model(&registry, args.model.as_deref())?;
+    let model = registry.pick(args.model.as_deref(), "--model")?;
     let job = JobSpec::new(&model.name, model.version, &items, args.part_size as usize);
     job.claim(&args.output)?;
     let options = ServiceOptions {
@@ -139,16 +138,6 @@ fn try_run(
     }
     progress.finish(&args.output);
     Ok(())
-}
-
-fn pick_model(registry: &Registry, name: Option<&str>) -> Result<Arc<ServedModel>, String> {
-    if let Some(name) = name {
-        return registry.get(name, None).map_err(|e| e.to_string());
-    }
-    registry.only_served().map_err(|count| match count {
-        0 => "no model could be loaded".into(),
-        _ => "several models are served: name one with --model".into(),
-    })
 }
 
 /// Rows scored, their rate and what is left, printed after each part.

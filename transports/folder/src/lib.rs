@@ -73,7 +73,7 @@ pub fn run(args: &WatchArgs, loader: EngineLoader, engine: EngineConfig) -> Exit
     if let Err(e) = registry.load_all() {
         return fail(e.to_string());
     }
-    let model = match pick_model(&registry, args.model.as_deref()) {
+    let model = match registry.pick(args.model.as_deref(), "--model") {
         Ok(model) => model,
         Err(e) => return fail(e),
     };
@@ -109,16 +109,6 @@ pub fn run(args: &WatchArgs, loader: EngineLoader, engine: EngineConfig) -> Exit
         }
         std::thread::sleep(Duration::from_millis(args.interval_ms.max(10)));
     }
-}
-
-fn pick_model(registry: &Registry, name: Option<&str>) -> Result<Arc<ServedModel>, String> {
-    if let Some(name) = name {
-        return registry.get(name, None).map_err(|e| e.to_string());
-    }
-    registry.only_served().map_err(|count| match count {
-        0 => "no model could be loaded".into(),
-        _ => "several models are served: name one with --model".into(),
-    })
 }
 
 /// The answer for one file: the prediction, or the error, with the file's name.
