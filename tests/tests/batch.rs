@@ -55,7 +55,10 @@ fn rows(output: &Path) -> BTreeMap<String, Value> {
     for name in names.iter().filter(|n| n.starts_with("part-")) {
         for line in std::fs::read_to_string(output.join(name)).unwrap().lines() {
             let row: Value = serde_json::from_str(line).unwrap();
-            let key = row["key"].as_str().unwrap().to_string();
+            let key = match row["key"].as_str() {
+                Some(path) => path.to_string(),
+                None => row["key"].to_string(),
+            };
             assert!(rows.insert(key.clone(), row).is_none(), "{key} twice");
         }
     }
@@ -247,4 +250,116 @@ fn a_bad_input_is_refused_before_any_work() {
         );
         assert!(!target.exists());
     }
+}
+
+/// A repository serving the shared digits random forest as `digits`.
+fn digits_repository() -> tempfile::TempDir {
+    let repository = tempfile::tempdir().unwrap();
+    let version = repository.path().join("digits/1");
+    std::fs::create_dir_all(&version).unwrap();
+    std::fs::copy(
+        shared_models().join("sklearn_digits_rf.onnx"),
+        version.join("model.onnx"),
+    )
+    .unwrap();
+    repository
+}
+
+fn batch_in(
+    repository: &Path,
+    program: &str,
+    input: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> Output {
+    Command::new(binary(program))
+        .args(["batch", "--model-repository", p(repository)])
+        .args(["--input", p(input), "--output", p(output)])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_json_lines_table_scores_each_row_as_onnx_runtime_labels_it() {
+    let (reference, labels) = destino_tests::digits_reference();
+    let repository = digits_repository();
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("digits.jsonl");
+    let rows = 2000;
+    let mut text = String::new();
+    for i in 0..rows {
+        let row =
+            serde_json::json!({"pixels": reference[i % reference.len()], "name": format!("d{i}")});
+        text.push_str(&format!("{row}\n"));
+    }
+    text.push_str("{\"pixels\": \"not numbers\", \"name\": \"bad\"}\n");
+    std::fs::write(&table, text).unwrap();
+    for program in ["destino-server", "destino-edge"] {
+        let output = dir.path().join(format!("out-{program}"));
+        let args = [
+            "--column",
+            "X=pixels",
+            "--id-column",
+            "name",
+            "--part-size",
+            "300",
+        ];
+        let out = batch_in(repository.path(), program, &table, &output, &args);
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let scored = rows_by_number(&output);
+        assert_eq!(scored.len(), rows + 1, "{program}");
+        for (i, row) in scored.iter().take(rows).enumerate() {
+            assert_eq!(row["key"], i, "{program}: {row}");
+            assert_eq!(row["id"], format!("d{i}"));
+            assert_eq!(
+                row["output"]["outputs"]["label"][0],
+                labels[i % labels.len()],
+                "{program} row {i}: {row}"
+            );
+        }
+        let bad = &scored[rows];
+        assert_eq!(bad["id"], "bad");
+        assert!(bad["output"].is_null(), "{bad}");
+    }
+}
+
+#[test]
+fn a_table_that_cannot_feed_the_model_is_refused_before_any_work() {
+    let repository = digits_repository();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let table = dir.path().join("t.jsonl");
+    std::fs::write(&table, "{\"pixels\": [1, 2]}\n").unwrap();
+    let refused = |input: &Path, args: &[&str], reason: &str| {
+        let out = batch_in(repository.path(), "destino-server", input, &output, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(!output.exists(), "{args:?} left an output folder");
+    };
+    refused(&table, &[], "no column `X`");
+    refused(
+        &table,
+        &["--column", "X=pixels", "--id-column", "name"],
+        "no id column `name`",
+    );
+    refused(&table, &["--column", "Y=pixels"], "no input `Y`");
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "PAR1 not a table\n").unwrap();
+    refused(&broken, &["--column", "X=pixels"], "not a JSON object");
+    let parquet = dir.path().join("t.parquet");
+    std::fs::write(&parquet, "PAR1").unwrap();
+    refused(&parquet, &[], "JSON-lines table");
+}
+
+/// The rows of an output folder in key order (row numbers).
+fn rows_by_number(output: &Path) -> Vec<Value> {
+    let mut rows: Vec<Value> = rows(output).into_values().collect();
+    rows.sort_by_key(|row| row["key"].as_u64().unwrap());
+    rows
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::commit::commit;
+use crate::input::Input;
 
 /// The file naming the job in the output folder.
 pub const JOB_FILE: &str = "job.json";
@@ -74,26 +75,26 @@ fn key(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// What makes two runs the same job: the model, the input's files, the cut into parts and the
-/// output format.
+/// What makes two runs the same job: the model, the input, the cut into parts and the output
+/// format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub model: String,
     pub version: u64,
     pub items: usize,
-    /// FNV-1a over every file's key and size, in order.
+    /// The input's fingerprint (`Input::fingerprint`).
     pub fingerprint: String,
     pub part_size: usize,
     pub format: String,
 }
 
 impl JobSpec {
-    pub fn new(model: &str, version: u64, items: &[Item], part_size: usize) -> JobSpec {
+    pub fn new(model: &str, version: u64, input: &Input, part_size: usize) -> JobSpec {
         JobSpec {
             model: model.to_string(),
             version,
-            items: items.len(),
-            fingerprint: fingerprint(items),
+            items: input.len(),
+            fingerprint: input.fingerprint(),
             part_size,
             format: "jsonl".to_string(),
         }
@@ -155,17 +156,41 @@ impl JobSpec {
     }
 }
 
-fn fingerprint(items: &[Item]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for item in items {
-        let size = item.bytes.to_le_bytes();
-        for byte in item.key.bytes().chain([0]).chain(size) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
+/// FNV-1a, 64 bits: a fingerprint of the input (not a defence against anyone).
+#[derive(Debug)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    pub fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    format!("fnv1a64:{hash:016x}")
+
+    pub fn finish(&self) -> String {
+        format!("fnv1a64:{:016x}", self.0)
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv::new()
+    }
+}
+
+/// The fingerprint of a folder: every file's key and size, in order.
+pub fn files_fingerprint(items: &[Item]) -> String {
+    let mut hash = Fnv::new();
+    for item in items {
+        hash.write(item.key.as_bytes());
+        hash.write(&[0]);
+        hash.write(&item.bytes.to_le_bytes());
+    }
+    hash.finish()
 }
 
 #[cfg(test)]
@@ -196,17 +221,17 @@ mod tests {
     fn parts_cut_the_items_and_a_folder_belongs_to_one_job() {
         let dir = tree();
         let items = list_files(dir.path()).unwrap();
-        let job = JobSpec::new("m", 1, &items, 2);
+        let job = JobSpec::new("m", 1, &Input::Files(items.clone()), 2);
         assert_eq!(job.parts(), 2);
         assert_eq!(job.range(1), 2..3);
         assert_eq!(job.part_name(1), "part-00001.jsonl");
         let out = tempfile::tempdir().unwrap();
         job.claim(out.path()).unwrap();
         job.claim(out.path()).unwrap();
-        let other = JobSpec::new("m", 2, &items, 2);
+        let other = JobSpec::new("m", 2, &Input::Files(items), 2);
         assert!(other.claim(out.path()).unwrap_err().contains("another job"));
         std::fs::write(dir.path().join("z.jpg"), "changed").unwrap();
-        let changed = JobSpec::new("m", 1, &list_files(dir.path()).unwrap(), 2);
+        let changed = JobSpec::new("m", 1, &Input::Files(list_files(dir.path()).unwrap()), 2);
         assert!(changed.claim(out.path()).is_err());
         let busy = tempfile::tempdir().unwrap();
         std::fs::write(busy.path().join("notes.txt"), "mine").unwrap();

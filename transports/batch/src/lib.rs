@@ -5,9 +5,11 @@
 //! splits the parts between processes with no coordinator.
 
 pub mod commit;
+pub mod input;
 pub mod job;
 pub mod score;
 pub mod shard;
+pub mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,8 +23,10 @@ use destino_serving::{
 };
 
 use crate::commit::{commit, remove_leftovers};
-use crate::job::{JobSpec, list_files};
+use crate::input::{Input, RowShape};
+use crate::job::JobSpec;
 use crate::shard::Shard;
+use crate::table::Columns;
 
 #[derive(Debug, Clone, Args)]
 pub struct BatchArgs {
@@ -31,9 +35,17 @@ pub struct BatchArgs {
     /// The model that scores the input (needed when the repository serves several).
     #[arg(long)]
     pub model: Option<String>,
-    /// A folder of files (images, text, JSON bodies as `/score` takes them), read recursively.
+    /// A folder of files (images, text, JSON bodies as `/score` takes them), read recursively;
+    /// or a JSON-lines table (`.jsonl`, `.ndjson`) whose rows hold the model's inputs.
     #[arg(long)]
     pub input: PathBuf,
+    /// A table's column for a model input, `INPUT=COLUMN` (repeatable; default: the input's
+    /// name).
+    #[arg(long = "column", value_name = "INPUT=COLUMN")]
+    pub columns: Vec<String>,
+    /// A table's column copied to each output row as `id`.
+    #[arg(long)]
+    pub id_column: Option<String>,
     /// The output folder: `job.json` and one `part-NNNNN.jsonl` per part.
     #[arg(long)]
     pub output: PathBuf,
@@ -81,7 +93,8 @@ fn try_run(
         Some(shard) => shard,
         None => Shard::from_env(|name| std::env::var(name).ok())?.unwrap_or(Shard::WHOLE),
     };
-    let items = list_files(&args.input)?;
+    let part_size = args.part_size as usize;
+    let input = Input::open(&args.input, part_size)?;
     let batch_size = args.batch_size as usize;
     let defaults = ServingDefaults {
         policy: BatchPolicy {
@@ -100,7 +113,8 @@ fn try_run(
     );
     registry.load_all().map_err(|e| e.to_string())?;
     let model = registry.pick(args.model.as_deref(), "--model")?;
-    let job = JobSpec::new(&model.name, model.version, &items, args.part_size as usize);
+    let shape = row_shape(&input, &model, args)?;
+    let job = JobSpec::new(&model.name, model.version, &input, part_size);
     job.claim(&args.output)?;
     let options = ServiceOptions {
         max_image_pixels: args.max_image_pixels,
@@ -116,8 +130,8 @@ fn try_run(
         .filter(|&part| shard.owns(part) && !args.output.join(job.part_name(part)).exists())
         .collect();
     println!(
-        "batch: {} files in {} parts; shard {shard} has {} left to score with {} v{}",
-        items.len(),
+        "batch: {} items in {} parts; shard {shard} has {} left to score with {} v{}",
+        input.len(),
         job.parts(),
         todo.len(),
         model.name,
@@ -127,17 +141,48 @@ fn try_run(
     for part in todo {
         let name = job.part_name(part);
         remove_leftovers(&args.output, &name).map_err(|e| format!("{name}: {e}"))?;
-        let part_items = &items[job.range(part)];
-        let rows = runtime.block_on(score::score_part(
-            &service, &model, part_items, args.top_k, in_flight,
+        let work = input.work(part, job.range(part), shape.as_ref())?;
+        let scored = runtime.block_on(score::score_part(
+            &service, &model, &work, args.top_k, in_flight,
         ))?;
-        let errors = rows.iter().filter(|row| !row["error"].is_null()).count();
-        commit(&args.output, &name, &score::json_lines(&rows))
+        let errors = scored.iter().filter(|row| !row["error"].is_null()).count();
+        commit(&args.output, &name, &score::json_lines(&scored))
             .map_err(|e| format!("{}: {e}", args.output.join(&name).display()))?;
-        progress.done(&name, rows.len(), errors);
+        progress.done(&name, scored.len(), errors);
     }
     progress.finish(&args.output);
     Ok(())
+}
+
+/// For a table: which columns feed the model's inputs, checked against the table's first row
+/// before any work.
+fn row_shape(
+    input: &Input,
+    model: &destino_serving::ServedModel,
+    args: &BatchArgs,
+) -> Result<Option<RowShape>, String> {
+    let Input::Table(table) = input else {
+        if !args.columns.is_empty() || args.id_column.is_some() {
+            return Err("--column and --id-column are for tables; the input is a folder".into());
+        }
+        return Ok(None);
+    };
+    let inputs: Vec<String> = model
+        .metadata
+        .inputs
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    let columns = Columns::new(&inputs, &args.columns, &table.columns)?;
+    if let Some(id) = &args.id_column
+        && !table.columns.contains(id)
+    {
+        return Err(format!("the table has no id column `{id}`"));
+    }
+    Ok(Some(RowShape {
+        columns,
+        id_column: args.id_column.clone(),
+    }))
 }
 
 /// Rows scored, their rate and what is left, printed after each part.

@@ -10,16 +10,17 @@ use destino_serving::{ErrorKind, ServedModel, Service};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::job::Item;
+use crate::input::{Source, Work};
 
-/// One scored file: `{"key", "output", "error"}`, one of the last two null.
+/// One scored item: `{"key", "output", "error"}` (and `"id"` for a table with an id column),
+/// one of `output` and `error` null.
 pub type Row = Value;
 
 /// Scores `items` with at most `in_flight` at a time; the rows in the items' order.
 pub async fn score_part(
     service: &Service,
     model: &Arc<ServedModel>,
-    items: &[Item],
+    items: &[Work],
     top_k: Option<usize>,
     in_flight: usize,
 ) -> Result<Vec<Row>, String> {
@@ -44,33 +45,42 @@ pub async fn score_part(
 async fn score_item(
     service: &Service,
     model: &Arc<ServedModel>,
-    item: &Item,
+    item: &Work,
     top_k: Option<usize>,
 ) -> Row {
-    let path = item.path.clone();
-    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
-    let bytes = match read {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return row(&item.key, Err(format!("cannot read the file: {e}"))),
-        Err(e) => return row(&item.key, Err(format!("cannot read the file: {e}"))),
+    let body = match &item.source {
+        Source::Body(body) => body.clone(),
+        Source::Bad(why) => return row(item, Err(why.clone())),
+        Source::File(path) => {
+            let path = path.clone();
+            match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+                Ok(Ok(bytes)) => Bytes::from(bytes),
+                Ok(Err(e)) => return row(item, Err(format!("cannot read the file: {e}"))),
+                Err(e) => return row(item, Err(format!("cannot read the file: {e}"))),
+            }
+        }
     };
-    let scored = score_body(service, model, top_k, Bytes::from(bytes)).await;
+    let scored = score_body(service, model, top_k, body).await;
     row(
-        &item.key,
+        item,
         scored.map_err(|e| {
             if e.kind == ErrorKind::Internal {
-                tracing::error!(key = item.key, "{}", e.message);
+                tracing::error!(key = %item.key, "{}", e.message);
             }
             e.public_message().to_string()
         }),
     )
 }
 
-fn row(key: &str, outcome: Result<Value, String>) -> Row {
-    match outcome {
-        Ok(output) => json!({ "key": key, "output": output, "error": null }),
-        Err(error) => json!({ "key": key, "output": null, "error": error }),
+fn row(item: &Work, outcome: Result<Value, String>) -> Row {
+    let mut row = match outcome {
+        Ok(output) => json!({ "key": item.key, "output": output, "error": null }),
+        Err(error) => json!({ "key": item.key, "output": null, "error": error }),
+    };
+    if let Some(id) = &item.id {
+        row["id"] = id.clone();
     }
+    row
 }
 
 /// The part file's bytes: one JSON object per line.
