@@ -153,7 +153,7 @@ def validate_kserve_resource(name, doc, definitions):
 
 
 def load_azureml(path):
-    from azure.ai.ml import load_online_deployment, load_online_endpoint
+    from azure.ai.ml import load_job, load_online_deployment, load_online_endpoint
 
     kind = load_all(path)[0].get("$schema", "")
     try:
@@ -161,6 +161,8 @@ def load_azureml(path):
             return load_online_endpoint(path)
         if kind.endswith("managedOnlineDeployment.schema.json"):
             return load_online_deployment(path)
+        if kind.endswith("commandJob.schema.json"):
+            return load_job(path)
     except Exception as e:  # azure-ai-ml's ValidationError carries the whole report
         raise Failure(f"{os.path.relpath(path, ROOT)}: {str(e).split('Visit this link')[0].strip()}")
     raise Failure(f"{os.path.relpath(path, ROOT)}: unknown $schema {kind!r}")
@@ -487,6 +489,37 @@ def run_job(server, name, doc, repository, image):
     print(f"  {name}: {count} indexed pods scored {count} images, each once")
 
 
+def run_azureml_job(server, job, repository, image):
+    """An Azure ML command job's command as the job runs it in the image: the inputs mounted
+    (the models input is this checkout's repository, the data asset a folder of images), the
+    output a writable folder."""
+    where = f"Azure ML job {job.display_name}"
+    with tempfile.TemporaryDirectory() as mount:
+        images, scores = os.path.join(mount, "images"), os.path.join(mount, "scores")
+        os.makedirs(images)
+        for i in range(3):
+            with open(os.path.join(images, f"{i}.png"), "wb") as f:
+                f.write(image)
+        places = {"inputs.models": repository, "inputs.images": images, "outputs.scores": scores}
+        command = job.command
+        for name, place in places.items():
+            command = command.replace("${{" + name + "}}", place)
+        if re.search(r"\$\{\{", command):
+            raise Failure(f"{where}: the command names an input or output the check does not mount: {command}")
+        args = command.split()
+        if args[0] != "destino-server":
+            raise Failure(f"{where}: the command does not run destino-server: {command}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DESTINO_", "JOB_"))}
+        done = subprocess.run([server, *args[1:]], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise Failure(f"{where}: failed: {done.stderr[-2000:]}")
+        parts = [p for p in os.listdir(scores) if p.startswith("part-")]
+        rows = [json.loads(line) for p in parts for line in open(os.path.join(scores, p))]
+        if len(rows) != 3 or not all("espresso" in json.dumps(r["output"]) for r in rows):
+            raise Failure(f"{where}: wrote {rows}")
+    print(f"  {where}: the command scored 3 images into part files")
+
+
 def check_against_server(server, image_path, kubernetes, kserve, azure):
     with open(image_path, "rb") as f:
         image = f.read()
@@ -512,6 +545,9 @@ def check_against_server(server, image_path, kubernetes, kserve, azure):
             # KServe's storage initializer puts the storageUri (a model repository) there.
             paths = {"/mnt/models": repository}
             run_container(server, container, paths, f"{name}:{container['name']}", image, ["/v2/health/live", *model_ready])
+    for job in azure:
+        if getattr(job, "type", None) == "command":
+            run_azureml_job(server, job, repository, image)
     for deployment in azure:
         config = getattr(getattr(deployment, "environment", None), "inference_config", None)
         if config is None:
@@ -591,6 +627,13 @@ def self_test():
         f.write(text.replace("instance_count: 1", "instance_count: one"))
         f.flush()
         expect_failure("Azure ML wrong type", lambda: load_azureml(f.name))
+    source = os.path.join(DEPLOY, "azureml", "batch-job.yml")
+    with open(source) as f:
+        text = f.read()
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=os.path.dirname(source)) as f:
+        f.write(text.replace("mode: ro_mount", "mode: read_only_please"))
+        f.flush()
+        expect_failure("Azure ML job input mode", lambda: load_azureml(f.name))
     print("self-test: every check fails on a broken file")
 
 
