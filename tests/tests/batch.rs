@@ -363,3 +363,42 @@ fn rows_by_number(output: &Path) -> Vec<Value> {
     rows.sort_by_key(|row| row["key"].as_u64().unwrap());
     rows
 }
+
+#[test]
+fn a_folder_of_npz_files_scores_each_as_one_batch() {
+    let case = destino_tests::reference_case("sklearn_digits_rf", None);
+    let (_, labels) = destino_tests::digits_reference();
+    let repository = digits_repository();
+    let input = tempfile::tempdir().unwrap();
+    for name in ["a.npz", "b/c.npz"] {
+        let path = input.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        destino_core::npz::write_npz(&path, &case.inputs).unwrap();
+    }
+    std::fs::write(input.path().join("broken.npz"), b"PK\x03\x04 truncated").unwrap();
+    for program in ["destino-server", "destino-edge"] {
+        let output = tempfile::tempdir().unwrap();
+        let out = batch_in(repository.path(), program, input.path(), output.path(), &[]);
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = rows(output.path());
+        assert_eq!(rows.len(), 3, "{program}: {rows:?}");
+        for key in ["a.npz", "b/c.npz"] {
+            let got = &rows[key]["output"]["outputs"]["label"];
+            assert_eq!(
+                got,
+                &serde_json::json!(labels),
+                "{program} {key}: {}",
+                rows[key]
+            );
+        }
+        assert!(
+            rows["broken.npz"]["output"].is_null(),
+            "{}",
+            rows["broken.npz"]
+        );
+    }
+}

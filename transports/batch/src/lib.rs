@@ -7,6 +7,7 @@
 pub mod commit;
 pub mod input;
 pub mod job;
+pub mod progress;
 pub mod score;
 pub mod shard;
 pub mod table;
@@ -14,7 +15,7 @@ pub mod table;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use destino_core::engine::{EngineConfig, EngineLoader};
@@ -25,6 +26,7 @@ use destino_serving::{
 use crate::commit::{commit, remove_leftovers};
 use crate::input::{Input, RowShape};
 use crate::job::JobSpec;
+use crate::progress::Progress;
 use crate::shard::Shard;
 use crate::table::Columns;
 
@@ -35,7 +37,8 @@ pub struct BatchArgs {
     /// The model that scores the input (needed when the repository serves several).
     #[arg(long)]
     pub model: Option<String>,
-    /// A folder of files (images, text, JSON bodies as `/score` takes them), read recursively;
+    /// A folder of files (images, text, JSON bodies as `/score` takes them, `.npz` tensors keyed
+    /// by input name), read recursively;
     /// or a JSON-lines table (`.jsonl`, `.ndjson`) whose rows hold the model's inputs.
     #[arg(long)]
     pub input: PathBuf,
@@ -143,12 +146,17 @@ fn try_run(
         remove_leftovers(&args.output, &name).map_err(|e| format!("{name}: {e}"))?;
         let work = input.work(part, job.range(part), shape.as_ref())?;
         let scored = runtime.block_on(score::score_part(
-            &service, &model, &work, args.top_k, in_flight,
+            &service,
+            &model,
+            &work,
+            args.top_k,
+            in_flight,
+            &|| progress.row_scored(),
         ))?;
         let errors = scored.iter().filter(|row| !row["error"].is_null()).count();
         commit(&args.output, &name, &score::json_lines(&scored))
             .map_err(|e| format!("{}: {e}", args.output.join(&name).display()))?;
-        progress.done(&name, scored.len(), errors);
+        progress.part_done(&name, scored.len(), errors);
     }
     progress.finish(&args.output);
     Ok(())
@@ -183,46 +191,4 @@ fn row_shape(
         columns,
         id_column: args.id_column.clone(),
     }))
-}
-
-/// Rows scored, their rate and what is left, printed after each part.
-struct Progress {
-    started: Instant,
-    total: usize,
-    rows: usize,
-    errors: usize,
-}
-
-impl Progress {
-    fn new(total: usize) -> Progress {
-        Progress {
-            started: Instant::now(),
-            total,
-            rows: 0,
-            errors: 0,
-        }
-    }
-
-    fn done(&mut self, part: &str, rows: usize, errors: usize) {
-        self.rows += rows;
-        self.errors += errors;
-        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = self.rows as f64 / seconds;
-        let left = (self.total - self.rows.min(self.total)) as f64 / rate.max(1e-9);
-        println!(
-            "batch: {part} written ({rows} rows, {errors} errors); {}/{} rows, {rate:.1} rows/s, \
-             about {left:.0} s left",
-            self.rows, self.total
-        );
-    }
-
-    fn finish(&self, output: &std::path::Path) {
-        let seconds = self.started.elapsed().as_secs_f64();
-        println!(
-            "batch: scored {} rows ({} errors) in {seconds:.1} s into {}",
-            self.rows,
-            self.errors,
-            output.display()
-        );
-    }
 }

@@ -5,8 +5,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use destino_serving::score::score_body;
-use destino_serving::{ErrorKind, ServedModel, Service};
+use std::path::Path;
+use std::time::Instant;
+
+use destino_core::npz::read_npz;
+use destino_serving::score::{answer, score_body};
+use destino_serving::{ApiError, ErrorKind, ServedModel, Service};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -23,6 +27,7 @@ pub async fn score_part(
     items: &[Work],
     top_k: Option<usize>,
     in_flight: usize,
+    scored: &dyn Fn(),
 ) -> Result<Vec<Row>, String> {
     let mut rows: Vec<Option<Row>> = vec![None; items.len()];
     let mut tasks = JoinSet::new();
@@ -37,6 +42,7 @@ pub async fn score_part(
         if let Some(joined) = tasks.join_next().await {
             let (index, row) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
             rows[index] = Some(row);
+            scored();
         }
     }
     Ok(rows.into_iter().flatten().collect())
@@ -51,6 +57,9 @@ async fn score_item(
     let body = match &item.source {
         Source::Body(body) => body.clone(),
         Source::Bad(why) => return row(item, Err(why.clone())),
+        Source::File(path) if is_npz(path) => {
+            return row(item, score_npz(service, model, path, top_k).await);
+        }
         Source::File(path) => {
             let path = path.clone();
             match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
@@ -63,13 +72,40 @@ async fn score_item(
     let scored = score_body(service, model, top_k, body).await;
     row(
         item,
-        scored.map_err(|e| {
-            if e.kind == ErrorKind::Internal {
-                tracing::error!(key = %item.key, "{}", e.message);
-            }
-            e.public_message().to_string()
-        }),
+        scored.map_err(|e| public_message(&e, &item.key.to_string())),
     )
+}
+
+fn is_npz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+/// An `.npz` file's tensors (keyed by input name, as `run` takes them), answered as `/score`
+/// answers.
+async fn score_npz(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    path: &Path,
+    top_k: Option<usize>,
+) -> Result<Value, String> {
+    let decoding = Instant::now();
+    let file = path.to_path_buf();
+    let inputs = tokio::task::spawn_blocking(move || read_npz(&file))
+        .await
+        .map_err(|e| format!("cannot read the file: {e}"))?
+        .map_err(|e| e.to_string())?;
+    answer(service, model, top_k, inputs, decoding)
+        .await
+        .map_err(|e| public_message(&e, &path.display().to_string()))
+}
+
+/// What a row says of a failure: the client's message (internal details go to the log).
+fn public_message(error: &ApiError, key: &str) -> String {
+    if error.kind == ErrorKind::Internal {
+        tracing::error!(key, "{}", error.message);
+    }
+    error.public_message().to_string()
 }
 
 fn row(item: &Work, outcome: Result<Value, String>) -> Row {
