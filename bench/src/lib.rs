@@ -1,12 +1,14 @@
 //! What the load generators share: batch-1 requests built from the shared models' reference
 //! inputs, latency statistics, and the server's resident memory.
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use destino_core::Tensors;
-use destino_tests::reference_case;
+use destino_core::{Engine, EngineConfig, Tensors};
+use destino_ort::OrtEngine;
 use destino_tests::v2::{binary_request, json_request_in_client_order};
+use destino_tests::{init_onnxruntime, reference_case};
 
 /// Throughput and latency percentiles of one measurement.
 #[derive(Debug)]
@@ -104,4 +106,62 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `engines` engines of `threads` threads each, each on its own thread, running `inputs`
+/// back to back for `seconds`: calls per second of them all.
+pub fn in_process(
+    model: &Path,
+    inputs: &[Tensors],
+    threads: usize,
+    engines: usize,
+    seconds: f64,
+) -> Result<Stats> {
+    init_onnxruntime();
+    let config = EngineConfig {
+        threads,
+        instances: engines,
+        ..EngineConfig::default()
+    };
+    let mut loaded = Vec::new();
+    for _ in 0..engines.max(1) {
+        let mut engine = OrtEngine::load(model, &config)?;
+        for input in inputs {
+            engine.run(input)?;
+        }
+        loaded.push(engine);
+    }
+    let start = Instant::now();
+    let runs: Vec<Result<Vec<Duration>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = loaded
+            .into_iter()
+            .map(|mut engine| {
+                scope.spawn(move || {
+                    let mut latencies = Vec::new();
+                    for input in inputs.iter().cycle() {
+                        if start.elapsed().as_secs_f64() >= seconds {
+                            break;
+                        }
+                        let t = Instant::now();
+                        engine.run(input)?;
+                        latencies.push(t.elapsed());
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("engine thread panicked")))
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut latencies = Vec::new();
+    for run in runs {
+        latencies.extend(run?);
+    }
+    Ok(stats(latencies, elapsed, 0))
 }

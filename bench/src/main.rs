@@ -16,19 +16,18 @@
 mod grpc;
 mod text;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use destino_bench::{Stats, first_row, ms, stats};
+use destino_bench::{Stats, first_row, in_process, ms, stats};
+use destino_core::Tensors;
 use destino_core::manifest::Manifest;
 use destino_core::preprocess::DEFAULT_MAX_PIXELS;
-use destino_core::{Engine, EngineConfig, Tensors};
-use destino_ort::OrtEngine;
 use destino_tests::server::Client;
 use destino_tests::v2::{binary_request, json_request_in_client_order};
-use destino_tests::{init_onnxruntime, model_path, reference_case};
+use destino_tests::{model_path, reference_case};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -126,64 +125,6 @@ fn image_inputs(args: &Args, image: &[u8]) -> Result<Tensors> {
         name,
         spec.tensor_from_bytes(image, DEFAULT_MAX_PIXELS)?,
     )]))
-}
-
-/// `engines` engines of `threads` threads each, each on its own thread, running `inputs`
-/// back to back for `seconds`: calls per second of them all.
-fn in_process(
-    model: &Path,
-    inputs: &[Tensors],
-    threads: usize,
-    engines: usize,
-    seconds: f64,
-) -> Result<Stats> {
-    init_onnxruntime();
-    let config = EngineConfig {
-        threads,
-        instances: engines,
-        ..EngineConfig::default()
-    };
-    let mut loaded = Vec::new();
-    for _ in 0..engines.max(1) {
-        let mut engine = OrtEngine::load(model, &config)?;
-        for input in inputs {
-            engine.run(input)?;
-        }
-        loaded.push(engine);
-    }
-    let start = Instant::now();
-    let runs: Vec<Result<Vec<Duration>>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = loaded
-            .into_iter()
-            .map(|mut engine| {
-                scope.spawn(move || {
-                    let mut latencies = Vec::new();
-                    for input in inputs.iter().cycle() {
-                        if start.elapsed().as_secs_f64() >= seconds {
-                            break;
-                        }
-                        let t = Instant::now();
-                        engine.run(input)?;
-                        latencies.push(t.elapsed());
-                    }
-                    Ok(latencies)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("engine thread panicked")))
-            })
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    let mut latencies = Vec::new();
-    for run in runs {
-        latencies.extend(run?);
-    }
-    Ok(stats(latencies, elapsed, 0))
 }
 
 fn over_http(args: &Args, request: &Request, concurrency: usize) -> Stats {

@@ -1,0 +1,173 @@
+//! `destino-server batch` against the engine alone, in one run: a folder of images and a
+//! JSON-lines table of digits rows, each scored by the release binary and compared with the
+//! in-process engine (one per core, batches of `--batch-size`, inputs already decoded).
+//!   bench/batch        (builds the release binaries, then runs this)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use destino_bench::in_process;
+use destino_core::Tensor;
+use destino_core::Tensors;
+use destino_core::manifest::Manifest;
+use destino_core::preprocess::DEFAULT_MAX_PIXELS;
+use destino_tests::{bundled_models, digits_reference, shared_models};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The release server binary.
+    #[arg(long, default_value = "target/release/destino-server")]
+    server: PathBuf,
+    /// Images in the folder (copies of the shared ones).
+    #[arg(long, default_value_t = 512)]
+    images: usize,
+    /// Rows in the digits table.
+    #[arg(long, default_value_t = 50_000)]
+    rows: usize,
+    /// `batch --batch-size`, and the engine's batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Seconds per engine-alone measurement.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+}
+
+const IMAGES: [&str; 3] = ["astronaut.png", "chelsea.png", "coffee.png"];
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let work = tempfile_dir()?;
+    let repository = work.join("models");
+    let effnet = repository.join("efficientnet_lite0");
+    std::fs::create_dir_all(&effnet)?;
+    for file in ["model.toml", "labels.txt"] {
+        std::fs::copy(
+            bundled_models().join("efficientnet_lite0").join(file),
+            effnet.join(file),
+        )?;
+    }
+    let effnet_model = shared_models().join("efficientnet_lite0.onnx");
+    std::fs::copy(&effnet_model, effnet.join("model.onnx"))?;
+    let digits = repository.join("digits");
+    std::fs::create_dir_all(&digits)?;
+    let digits_model = shared_models().join("sklearn_digits_rf.onnx");
+    std::fs::copy(&digits_model, digits.join("model.onnx"))?;
+
+    // The folder, and the engine alone on the same images decoded once.
+    let folder = work.join("images");
+    std::fs::create_dir_all(&folder)?;
+    let manifest = Manifest::load_from_dir(&effnet)?;
+    let (input, spec) = manifest
+        .inputs
+        .iter()
+        .find_map(|(name, spec)| Some((name.clone(), spec.image.clone()?)))
+        .context("no image input")?;
+    let mut decoded = Vec::new();
+    for (i, name) in IMAGES.iter().cycle().take(args.images).enumerate() {
+        let bytes = std::fs::read(shared_models().join("images").join(name))?;
+        std::fs::write(folder.join(format!("{i:05}-{name}")), &bytes)?;
+        if decoded.len() < args.batch_size {
+            decoded.push(spec.tensor_from_bytes(&bytes, DEFAULT_MAX_PIXELS)?);
+        }
+    }
+    let image_batch = Tensors::from([(input, Tensor::concat_batch(&decoded)?)]);
+    let alone = in_process(&effnet_model, &[image_batch], 1, cores, args.seconds)?;
+    let images_alone = alone.per_second * args.batch_size as f64;
+    let images_batch = batch(
+        &args,
+        &repository,
+        "efficientnet_lite0",
+        &folder,
+        &[],
+        &work,
+    )?;
+
+    // The table, and the engine alone on batches of its rows.
+    let (reference, _) = digits_reference();
+    let table = work.join("digits.jsonl");
+    let mut text = String::new();
+    for i in 0..args.rows {
+        text.push_str(&serde_json::json!({ "X": reference[i % reference.len()] }).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&table, text)?;
+    let rows: Vec<f32> = (0..args.batch_size)
+        .flat_map(|i| reference[i % reference.len()].clone())
+        .collect();
+    let row_batch = Tensors::from([(
+        "X".to_string(),
+        Tensor::new(vec![args.batch_size, 64], rows)?,
+    )]);
+    let alone = in_process(&digits_model, &[row_batch], 1, cores, args.seconds)?;
+    let rows_alone = alone.per_second * args.batch_size as f64;
+    let rows_batch = batch(&args, &repository, "digits", &table, &[], &work)?;
+
+    println!(
+        "| input | batch items/s | engine alone items/s ({cores} engines, batch {}) | ratio |",
+        args.batch_size
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| {} PNG images, efficientnet_lite0 | {images_batch:.1} | {images_alone:.1} | {:.2} |",
+        args.images,
+        images_batch / images_alone
+    );
+    println!(
+        "| {} JSON-lines rows, sklearn_digits_rf | {rows_batch:.0} | {rows_alone:.0} | {:.2} |",
+        args.rows,
+        rows_batch / rows_alone
+    );
+    std::fs::remove_dir_all(&work).ok();
+    Ok(())
+}
+
+/// Runs `batch` into a fresh folder; the rows per second its summary reports.
+fn batch(
+    args: &Args,
+    repository: &Path,
+    model: &str,
+    input: &Path,
+    extra: &[&str],
+    work: &Path,
+) -> Result<f64> {
+    let output = work.join(format!("out-{model}"));
+    let out = Command::new(&args.server)
+        .args([
+            "batch",
+            "--model",
+            model,
+            "--batch-size",
+            &args.batch_size.to_string(),
+        ])
+        .arg("--model-repository")
+        .arg(repository)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(&output)
+        .args(extra)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("batch failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains(" rows/s) into "))
+        .context("no summary line")?;
+    let rate = summary
+        .split('(')
+        .nth(2)
+        .and_then(|s| s.split_whitespace().next())
+        .context("no rate in the summary")?;
+    Ok(rate.parse()?)
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("destino-bench-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
