@@ -580,6 +580,19 @@ def expect_failure(label, check):
     raise SystemExit(f"self-test {label}: a broken file passed")
 
 
+def expect_azureml_failure(label, name, text, broken):
+    """azure-ai-ml's loader refuses deploy/azureml/NAME with `text` replaced by `broken`."""
+    source = os.path.join(DEPLOY, "azureml", name)
+    with open(source) as f:
+        content = f.read()
+    if text not in content:
+        raise Failure(f"self-test {label}: {name} has no {text!r}")
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=os.path.dirname(source)) as f:
+        f.write(content.replace(text, broken))
+        f.flush()
+        expect_failure(label, lambda: load_azureml(f.name))
+
+
 def self_test():
     kubernetes, kserve, azure = check_schemas()
     definitions = kubernetes_definitions()
@@ -620,20 +633,8 @@ def self_test():
     broken = copy.deepcopy(job[1])
     del broken["spec"]["completionMode"]
     expect_failure("Job not indexed", lambda: check_consistency(claims + [(job[0], broken)], [], []))
-    source = os.path.join(DEPLOY, "azureml", "deployment.yml")
-    with open(source) as f:
-        text = f.read()
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=os.path.dirname(source)) as f:
-        f.write(text.replace("instance_count: 1", "instance_count: one"))
-        f.flush()
-        expect_failure("Azure ML wrong type", lambda: load_azureml(f.name))
-    source = os.path.join(DEPLOY, "azureml", "batch-job.yml")
-    with open(source) as f:
-        text = f.read()
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=os.path.dirname(source)) as f:
-        f.write(text.replace("mode: ro_mount", "mode: read_only_please"))
-        f.flush()
-        expect_failure("Azure ML job input mode", lambda: load_azureml(f.name))
+    expect_azureml_failure("Azure ML wrong type", "deployment.yml", "instance_count: 1", "instance_count: one")
+    expect_azureml_failure("Azure ML job input mode", "batch-job.yml", "mode: ro_mount", "mode: read_only_please")
     print("self-test: every check fails on a broken file")
 
 
