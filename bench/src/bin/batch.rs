@@ -9,10 +9,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use destino_bench::in_process;
-use destino_core::Tensor;
-use destino_core::Tensors;
 use destino_core::manifest::Manifest;
 use destino_core::preprocess::DEFAULT_MAX_PIXELS;
+use destino_core::{Tensor, Tensors};
 use destino_tests::{bundled_models, digits_reference, shared_models};
 
 #[derive(Debug, Parser)]
@@ -76,14 +75,7 @@ fn main() -> Result<()> {
     let image_batch = Tensors::from([(input, Tensor::concat_batch(&decoded)?)]);
     let alone = in_process(&effnet_model, &[image_batch], 1, cores, args.seconds)?;
     let images_alone = alone.per_second * args.batch_size as f64;
-    let images_batch = batch(
-        &args,
-        &repository,
-        "efficientnet_lite0",
-        &folder,
-        &[],
-        &work,
-    )?;
+    let images_batch = batch(&args, &repository, "efficientnet_lite0", &folder, &work)?;
 
     // The table, and the engine alone on batches of its rows.
     let (reference, _) = digits_reference();
@@ -103,7 +95,7 @@ fn main() -> Result<()> {
     )]);
     let alone = in_process(&digits_model, &[row_batch], 1, cores, args.seconds)?;
     let rows_alone = alone.per_second * args.batch_size as f64;
-    let rows_batch = batch(&args, &repository, "digits", &table, &[], &work)?;
+    let rows_batch = batch(&args, &repository, "digits", &table, &work)?;
 
     println!(
         "| input | batch items/s | engine alone items/s ({cores} engines, batch {}) | ratio |",
@@ -125,14 +117,7 @@ fn main() -> Result<()> {
 }
 
 /// Runs `batch` into a fresh folder; the rows per second its summary reports.
-fn batch(
-    args: &Args,
-    repository: &Path,
-    model: &str,
-    input: &Path,
-    extra: &[&str],
-    work: &Path,
-) -> Result<f64> {
+fn batch(args: &Args, repository: &Path, model: &str, input: &Path, work: &Path) -> Result<f64> {
     let output = work.join(format!("out-{model}"));
     let out = Command::new(&args.server)
         .args([
@@ -148,7 +133,6 @@ fn batch(
         .arg(input)
         .arg("--output")
         .arg(&output)
-        .args(extra)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {

@@ -1,7 +1,8 @@
-//! A batch job: the input's files in a fixed order, cut into parts of `part_size` files. The
-//! output folder holds `job.json`, which names the job, and one file per finished part, so a
-//! rerun of the same command skips finished parts, and parts from any shard split join into one
-//! data set. A folder holding another job's parts is refused.
+//! A batch job: the input's items (a folder's files, a table's rows) in a fixed order, cut
+//! into parts of `part_size` items. The output folder holds `job.json`, which names the job,
+//! and one file per finished part, so a rerun of the same command skips finished parts, and
+//! parts from any shard split join into one data set. A folder holding another job's parts is
+//! refused.
 
 use std::path::{Path, PathBuf};
 

@@ -2,12 +2,11 @@
 //! flight; decoding runs on the serving pool), and the rows come back in the part's order. A file
 //! that cannot be read or scored is one row with an error, never a failed job.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use destino_core::npz::read_npz;
 use destino_serving::score::{answer, score_body};
 use destino_serving::{ApiError, ErrorKind, ServedModel, Service};
@@ -62,9 +61,12 @@ async fn score_item(
         }
         Source::File(path) => {
             let path = path.clone();
-            match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
-                Ok(Ok(bytes)) => Bytes::from(bytes),
-                Ok(Err(e)) => return row(item, Err(format!("cannot read the file: {e}"))),
+            let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+            match read
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                Ok(bytes) => Bytes::from(bytes),
                 Err(e) => return row(item, Err(format!("cannot read the file: {e}"))),
             }
         }
