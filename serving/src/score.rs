@@ -38,6 +38,24 @@ pub async fn score_body(
     answer(service, model, top_k, inputs, decoding).await
 }
 
+/// The output tensors `score_body` answers for `body` (a text model's embeddings for text).
+pub async fn body_outputs(
+    service: &Service,
+    model: &Arc<ServedModel>,
+    body: Bytes,
+) -> Result<Tensors, ApiError> {
+    let decoding = Instant::now();
+    if let Some(texts) = text_body(model, &body).await? {
+        let embeddings = embed(service, model, TextRequest::strings(texts), None).await?;
+        return embeddings_tensors(model, embeddings);
+    }
+    let inputs = body_inputs(service, model, body).await?;
+    model
+        .stats
+        .compute_input(batch_rows(&inputs).unwrap_or(1), decoding.elapsed());
+    Ok(infer(service, model, inputs, None).await?.outputs)
+}
+
 /// The strings of a body to a text model: JSON strings (`strings_body`), or a raw UTF-8
 /// body when the model takes no image. `None` for anything else.
 async fn text_body(

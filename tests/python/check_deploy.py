@@ -481,12 +481,19 @@ def run_job(server, name, doc, repository, image):
                 raise Failure(f"{name}: pod {index} failed: {done.stderr[-2000:]}")
         output = flag(args, "output")
         parts = sorted(p for p in os.listdir(output) if p.startswith("part-"))
-        rows = [json.loads(line) for p in parts for line in open(os.path.join(output, p))]
+        rows = scored_rows(output)
         if len(parts) != count or sorted(r["key"] for r in rows) != [f"{i}.png" for i in range(count)]:
             raise Failure(f"{name}: {count} pods wrote {parts}: {rows}")
-        if not all("espresso" in json.dumps(r["output"]) for r in rows):
+        if not all("espresso" in json.dumps(r["logits"]) for r in rows):
             raise Failure(f"{name}: rows without espresso: {rows}")
     print(f"  {name}: {count} indexed pods scored {count} images, each once")
+
+
+def scored_rows(folder):
+    """The rows of a batch output folder, read as one Parquet data set (as pandas would)."""
+    import pyarrow.dataset
+
+    return pyarrow.dataset.dataset(folder, format="parquet").to_table().to_pylist()
 
 
 def run_azureml_job(server, job, repository, image):
@@ -513,9 +520,8 @@ def run_azureml_job(server, job, repository, image):
         done = subprocess.run([server, *args[1:]], env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise Failure(f"{where}: failed: {done.stderr[-2000:]}")
-        parts = [p for p in os.listdir(scores) if p.startswith("part-")]
-        rows = [json.loads(line) for p in parts for line in open(os.path.join(scores, p))]
-        if len(rows) != 3 or not all("espresso" in json.dumps(r["output"]) for r in rows):
+        rows = scored_rows(scores)
+        if len(rows) != 3 or not all("espresso" in json.dumps(r["logits"]) for r in rows):
             raise Failure(f"{where}: wrote {rows}")
     print(f"  {where}: the command scored 3 images into part files")
 

@@ -171,6 +171,14 @@ fn run_python_script(
     output
 }
 
+/// Runs `tests/python/<script>` in the venv with `args`; what it printed on stdout (it must
+/// succeed).
+pub fn python_output(script: &str, args: &[&str]) -> String {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let output = run_python_script(script, &args, String::new);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Runs the client suite `tests/python/<script>` in the venv with `args` and `--shared` (the
 /// shared models); panics with its output and `server_logs()` unless it succeeds. Returns
 /// what it printed on stderr (unittest's report).

@@ -1,6 +1,7 @@
-//! `destino-server batch` against the engine alone, in one run: a folder of images and a
-//! JSON-lines table of digits rows, each scored by the release binary and compared with the
-//! in-process engine (one per core, batches of `--batch-size`, inputs already decoded).
+//! `destino-server batch` against the engine alone, in one run: a folder of images, and a
+//! table of digits rows as Parquet and as JSON lines, each scored by the release binary
+//! (Parquet out) and compared with the in-process engine (one per core, the same batch size,
+//! inputs already decoded).
 //!   bench/batch        (builds the release binaries, then runs this)
 
 use std::path::{Path, PathBuf};
@@ -25,9 +26,12 @@ struct Args {
     /// Rows in the digits table.
     #[arg(long, default_value_t = 50_000)]
     rows: usize,
-    /// `batch --batch-size`, and the engine's batch.
+    /// `batch --batch-size` for the images, and the engine's batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// `batch --batch-size` for the table, and the engine's batch.
+    #[arg(long, default_value_t = 256)]
+    table_batch_size: usize,
     /// Seconds per engine-alone measurement.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -75,57 +79,81 @@ fn main() -> Result<()> {
     let image_batch = Tensors::from([(input, Tensor::concat_batch(&decoded)?)]);
     let alone = in_process(&effnet_model, &[image_batch], 1, cores, args.seconds)?;
     let images_alone = alone.per_second * args.batch_size as f64;
-    let images_batch = batch(&args, &repository, "efficientnet_lite0", &folder, &work)?;
+    let images_batch = batch(
+        &args,
+        &repository,
+        "efficientnet_lite0",
+        &folder,
+        &work,
+        args.batch_size,
+    )?;
 
     // The table, and the engine alone on batches of its rows.
     let (reference, _) = digits_reference();
-    let table = work.join("digits.jsonl");
+    let pixels: Vec<&Vec<f32>> = (0..args.rows)
+        .map(|i| &reference[i % reference.len()])
+        .collect();
+    let parquet = work.join("digits.parquet");
+    write_digits_parquet(&parquet, &pixels)?;
+    let jsonl = work.join("digits.jsonl");
     let mut text = String::new();
-    for i in 0..args.rows {
-        text.push_str(&serde_json::json!({ "X": reference[i % reference.len()] }).to_string());
+    for row in &pixels {
+        text.push_str(&serde_json::json!({ "X": row }).to_string());
         text.push('\n');
     }
-    std::fs::write(&table, text)?;
-    let rows: Vec<f32> = (0..args.batch_size)
+    std::fs::write(&jsonl, text)?;
+    let rows: Vec<f32> = (0..args.table_batch_size)
         .flat_map(|i| reference[i % reference.len()].clone())
         .collect();
     let row_batch = Tensors::from([(
         "X".to_string(),
-        Tensor::new(vec![args.batch_size, 64], rows)?,
+        Tensor::new(vec![args.table_batch_size, 64], rows)?,
     )]);
     let alone = in_process(&digits_model, &[row_batch], 1, cores, args.seconds)?;
-    let rows_alone = alone.per_second * args.batch_size as f64;
-    let rows_batch = batch(&args, &repository, "digits", &table, &work)?;
+    let rows_alone = alone.per_second * args.table_batch_size as f64;
+    let table_batch = args.table_batch_size;
+    let parquet_rows = batch(&args, &repository, "digits", &parquet, &work, table_batch)?;
+    let jsonl_rows = batch(&args, &repository, "digits", &jsonl, &work, table_batch)?;
 
     println!(
-        "| input | batch items/s | engine alone items/s ({cores} engines, batch {}) | ratio |",
-        args.batch_size
+        "| input (Parquet out) | batch size | batch items/s | engine alone items/s ({cores} engines) | ratio |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     println!(
-        "| {} PNG images, efficientnet_lite0 | {images_batch:.1} | {images_alone:.1} | {:.2} |",
+        "| {} PNG images, efficientnet_lite0 | {} | {images_batch:.1} | {images_alone:.1} | {:.2} |",
         args.images,
+        args.batch_size,
         images_batch / images_alone
     );
-    println!(
-        "| {} JSON-lines rows, sklearn_digits_rf | {rows_batch:.0} | {rows_alone:.0} | {:.2} |",
-        args.rows,
-        rows_batch / rows_alone
-    );
+    for (format, rate) in [("Parquet", parquet_rows), ("JSON-lines", jsonl_rows)] {
+        println!(
+            "| {} {format} rows, sklearn_digits_rf | {table_batch} | {rate:.0} | {rows_alone:.0} | {:.2} |",
+            args.rows,
+            rate / rows_alone
+        );
+    }
     std::fs::remove_dir_all(&work).ok();
     Ok(())
 }
 
 /// Runs `batch` into a fresh folder; the rows per second its summary reports.
-fn batch(args: &Args, repository: &Path, model: &str, input: &Path, work: &Path) -> Result<f64> {
-    let output = work.join(format!("out-{model}"));
+fn batch(
+    args: &Args,
+    repository: &Path,
+    model: &str,
+    input: &Path,
+    work: &Path,
+    batch_size: usize,
+) -> Result<f64> {
+    let name = input.file_name().map(|n| n.to_string_lossy().into_owned());
+    let output = work.join(format!("out-{}", name.unwrap_or_default()));
     let out = Command::new(&args.server)
         .args([
             "batch",
             "--model",
             model,
             "--batch-size",
-            &args.batch_size.to_string(),
+            &batch_size.to_string(),
         ])
         .arg("--model-repository")
         .arg(repository)
@@ -148,6 +176,21 @@ fn batch(args: &Args, repository: &Path, model: &str, input: &Path, work: &Path)
         .and_then(|s| s.split_whitespace().next())
         .context("no rate in the summary")?;
     Ok(rate.parse()?)
+}
+
+/// The digits rows as a Parquet table, `X` a list of f32 per row (pyarrow's layout).
+fn write_digits_parquet(path: &Path, rows: &[&Vec<f32>]) -> Result<()> {
+    use arrow_array::types::Float32Type;
+    use arrow_array::{ArrayRef, ListArray, RecordBatch};
+    let lists = rows.iter().map(|row| Some(row.iter().map(|&x| Some(x))));
+    let column: ArrayRef =
+        std::sync::Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(lists));
+    let batch = RecordBatch::try_from_iter([("X", column)])?;
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path)?, batch.schema(), None)?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(())
 }
 
 fn tempfile_dir() -> Result<PathBuf> {

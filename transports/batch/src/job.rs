@@ -1,5 +1,5 @@
 //! A batch job: the input's items (a folder's files, a table's rows) in a fixed order, cut
-//! into parts of `part_size` items. The output folder holds `job.json`, which names the job,
+//! into parts of `part_size` items. The output folder holds `_job.json`, which names the job (its `_` keeps it out of Parquet readers' data sets),
 //! and one file per finished part, so a rerun of the same command skips finished parts, and
 //! parts from any shard split join into one data set. A folder holding another job's parts is
 //! refused.
@@ -12,7 +12,7 @@ use crate::commit::commit;
 use crate::input::Input;
 
 /// The file naming the job in the output folder.
-pub const JOB_FILE: &str = "job.json";
+pub const JOB_FILE: &str = "_job.json";
 
 /// One input file: its key (its path under the input folder, with `/`), where it is, its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +76,29 @@ fn key(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// The part files' format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Parquet,
+    Jsonl,
+}
+
+impl Format {
+    /// Parquet where this build has it, JSON lines otherwise.
+    pub const DEFAULT: Format = if cfg!(feature = "parquet") {
+        Format::Parquet
+    } else {
+        Format::Jsonl
+    };
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
 /// What makes two runs the same job: the model, the input, the cut into parts and the output
 /// format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,14 +113,20 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    pub fn new(model: &str, version: u64, input: &Input, part_size: usize) -> JobSpec {
+    pub fn new(
+        model: &str,
+        version: u64,
+        input: &Input,
+        part_size: usize,
+        format: Format,
+    ) -> JobSpec {
         JobSpec {
             model: model.to_string(),
             version,
             items: input.len(),
             fingerprint: input.fingerprint(),
             part_size,
-            format: "jsonl".to_string(),
+            format: format.extension().to_string(),
         }
     }
 
@@ -222,17 +251,23 @@ mod tests {
     fn parts_cut_the_items_and_a_folder_belongs_to_one_job() {
         let dir = tree();
         let items = list_files(dir.path()).unwrap();
-        let job = JobSpec::new("m", 1, &Input::Files(items.clone()), 2);
+        let job = JobSpec::new("m", 1, &Input::Files(items.clone()), 2, Format::Jsonl);
         assert_eq!(job.parts(), 2);
         assert_eq!(job.range(1), 2..3);
         assert_eq!(job.part_name(1), "part-00001.jsonl");
         let out = tempfile::tempdir().unwrap();
         job.claim(out.path()).unwrap();
         job.claim(out.path()).unwrap();
-        let other = JobSpec::new("m", 2, &Input::Files(items), 2);
+        let other = JobSpec::new("m", 2, &Input::Files(items), 2, Format::Jsonl);
         assert!(other.claim(out.path()).unwrap_err().contains("another job"));
         std::fs::write(dir.path().join("z.jpg"), "changed").unwrap();
-        let changed = JobSpec::new("m", 1, &Input::Files(list_files(dir.path()).unwrap()), 2);
+        let changed = JobSpec::new(
+            "m",
+            1,
+            &Input::Files(list_files(dir.path()).unwrap()),
+            2,
+            Format::Jsonl,
+        );
         assert!(changed.claim(out.path()).is_err());
         let busy = tempfile::tempdir().unwrap();
         std::fs::write(busy.path().join("notes.txt"), "mine").unwrap();

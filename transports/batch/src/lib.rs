@@ -4,9 +4,17 @@
 //! output holds every file exactly once. `--shard I/N` (or a Kubernetes Indexed Job's index)
 //! splits the parts between processes with no coordinator.
 
+pub mod builder;
 pub mod commit;
+pub mod csv_table;
 pub mod input;
 pub mod job;
+pub mod jsonl;
+pub mod output;
+#[cfg(feature = "parquet")]
+pub mod parquet_in;
+#[cfg(feature = "parquet")]
+pub mod parquet_out;
 pub mod progress;
 pub mod score;
 pub mod shard;
@@ -18,17 +26,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use destino_core::dtype::DType;
 use destino_core::engine::{EngineConfig, EngineLoader};
+use destino_core::metadata::{Dim, TensorInfo};
 use destino_serving::{
-    BatchPolicy, Instances, Metrics, Registry, Service, ServiceOptions, ServingDefaults,
+    BatchPolicy, Instances, Metrics, Registry, ServedModel, Service, ServiceOptions,
+    ServingDefaults,
 };
 
 use crate::commit::{commit, remove_leftovers};
-use crate::input::{Input, RowShape};
-use crate::job::JobSpec;
+use crate::input::Input;
+use crate::job::{Format, JobSpec};
+use crate::output::{KeyKind, OutputSchema, RowForm, ScoredRow};
 use crate::progress::Progress;
+use crate::score::{Scorer, TEXT_INPUT};
 use crate::shard::Shard;
-use crate::table::Columns;
+use crate::table::{Columns, Resolved, Table};
 
 #[derive(Debug, Clone, Args)]
 pub struct BatchArgs {
@@ -38,31 +51,38 @@ pub struct BatchArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// A folder of files (images, text, JSON bodies as `/score` takes them, `.npz` tensors keyed
-    /// by input name), read recursively;
-    /// or a JSON-lines table (`.jsonl`, `.ndjson`) whose rows hold the model's inputs.
+    /// by input name), read recursively; or a table whose rows hold the model's inputs
+    /// (`.parquet`, `.csv`, `.tsv`, `.jsonl`, `.ndjson`).
     #[arg(long)]
     pub input: PathBuf,
-    /// A table's column for a model input, `INPUT=COLUMN` (repeatable; default: the input's
-    /// name).
+    /// A table's columns for a model input (repeatable; default: the input's name):
+    /// `INPUT=COLUMN` (a list column, or one value), `INPUT=A,B,C` (one value each),
+    /// `INPUT=PREFIX*` (every column so named, in the table's order). A text model's input is
+    /// `text`.
     #[arg(long = "column", value_name = "INPUT=COLUMN")]
     pub columns: Vec<String>,
     /// A table's column copied to each output row as `id`.
     #[arg(long)]
     pub id_column: Option<String>,
-    /// The output folder: `job.json` and one `part-NNNNN.jsonl` per part.
+    /// The output folder: `_job.json` and one part file per part.
     #[arg(long)]
     pub output: PathBuf,
-    /// Files per part file (the unit of work, commit, resumption and sharding).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub part_size: u32,
+    /// The part files' format.
+    #[arg(long, value_enum, default_value_t = Format::DEFAULT)]
+    pub format: Format,
+    /// Items per part file (the unit of work, commit, resumption and sharding); default: 1000
+    /// files, or 10000 table rows.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub part_size: Option<u32>,
     /// This process's share of the parts, `I/N` (parts `p` with `p % N == I`); default: the
     /// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`/`JOB_COMPLETIONS`, else all.
     #[arg(long, env = "DESTINO_SHARD")]
     pub shard: Option<Shard>,
-    /// Largest batch one engine run takes (files in flight are batched dynamically).
+    /// Largest batch one engine run takes (files in flight are batched dynamically; a table's
+    /// rows run in chunks of this many).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// Classes per file, for classifiers.
+    /// Classes per row, for classifiers.
     #[arg(long)]
     pub top_k: Option<usize>,
     /// Largest decoded image, in pixels (checked before decoding).
@@ -96,8 +116,12 @@ fn try_run(
         Some(shard) => shard,
         None => Shard::from_env(|name| std::env::var(name).ok())?.unwrap_or(Shard::WHOLE),
     };
-    let part_size = args.part_size as usize;
-    let input = Input::open(&args.input, part_size)?;
+    if args.format == Format::Parquet && !cfg!(feature = "parquet") {
+        return Err(format!("--format parquet: {}", table::NO_PARQUET));
+    }
+    let given_part_size = args.part_size.map(|n| n as usize);
+    let input = Input::open(&args.input, given_part_size)?;
+    let part_size = input.part_size(given_part_size);
     let batch_size = args.batch_size as usize;
     let defaults = ServingDefaults {
         policy: BatchPolicy {
@@ -116,19 +140,40 @@ fn try_run(
     );
     registry.load_all().map_err(|e| e.to_string())?;
     let model = registry.pick(args.model.as_deref(), "--model")?;
-    let shape = row_shape(&input, &model, args)?;
-    let job = JobSpec::new(&model.name, model.version, &input, part_size);
+    let table = table_plan(&input, &model, args)?;
+    let job = JobSpec::new(&model.name, model.version, &input, part_size, args.format);
     job.claim(&args.output)?;
     let options = ServiceOptions {
         max_image_pixels: args.max_image_pixels,
         ..ServiceOptions::default()
     };
-    let service = Service::new(Arc::new(registry), options);
+    let form = match (&input, model.max_batch_size()) {
+        (Input::Files(_), _) if input.all_npz() => RowForm::Whole,
+        (_, Some(_)) => RowForm::Sliced,
+        _ if model.text.is_some() => RowForm::Sliced,
+        _ => RowForm::Whole,
+    };
+    let scorer = Scorer {
+        service: Service::new(Arc::new(registry), options),
+        schema: Arc::new(OutputSchema::new(&model, form, args.top_k)),
+        inputs: Arc::new(table.as_ref().map(|t| t.inputs.clone()).unwrap_or_default()),
+        batched: form == RowForm::Sliced,
+        batch_size: model.max_batch_size().unwrap_or(batch_size).min(batch_size),
+        in_flight: 2 * model.instance_count.max(1),
+        model: model.clone(),
+    };
+    let writer = PartWriter {
+        format: args.format,
+        key: match input {
+            Input::Files(_) => KeyKind::Text,
+            Input::Table(_) => KeyKind::Int,
+        },
+        id: table.as_ref().and_then(|t| t.id),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let in_flight = 2 * batch_size * model.instance_count.max(1);
     let todo: Vec<usize> = (0..job.parts())
         .filter(|&part| shard.owns(part) && !args.output.join(job.part_name(part)).exists())
         .collect();
@@ -140,55 +185,175 @@ fn try_run(
         model.name,
         model.version
     );
-    let mut progress = Progress::new(todo.iter().map(|&p| job.range(p).len()).sum());
-    for part in todo {
-        let name = job.part_name(part);
-        remove_leftovers(&args.output, &name).map_err(|e| format!("{name}: {e}"))?;
-        let work = input.work(part, job.range(part), shape.as_ref())?;
-        let scored = runtime.block_on(score::score_part(
-            &service,
-            &model,
-            &work,
-            args.top_k,
-            in_flight,
-            &|| progress.row_scored(),
-        ))?;
-        let errors = scored.iter().filter(|row| !row["error"].is_null()).count();
-        commit(&args.output, &name, &score::json_lines(&scored))
-            .map_err(|e| format!("{}: {e}", args.output.join(&name).display()))?;
-        progress.part_done(&name, scored.len(), errors);
-    }
-    progress.finish(&args.output);
+    let progress = Progress::new(todo.iter().map(|&p| job.range(p).len()).sum());
+    let run = Arc::new(Run {
+        scorer,
+        input,
+        table,
+        job,
+        output: args.output.clone(),
+        writer,
+        progress,
+    });
+    runtime.block_on(run.clone().parts(todo))?;
+    run.progress.finish(&args.output);
     Ok(())
 }
 
-/// For a table: which columns feed the model's inputs, checked against the table's first row
-/// before any work.
-fn row_shape(
+/// Parts scored at once: one is read, scored and written while another is.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// A job while it runs: what every part shares.
+struct Run {
+    scorer: Scorer,
+    input: Input,
+    table: Option<TablePlan>,
+    job: JobSpec,
+    output: PathBuf,
+    writer: PartWriter,
+    progress: Progress,
+}
+
+impl Run {
+    /// Scores and commits `todo`, `PARTS_IN_FLIGHT` at a time; the first failure stops it.
+    async fn parts(self: Arc<Self>, todo: Vec<usize>) -> Result<(), String> {
+        let mut todo = todo.into_iter();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            while tasks.len() < PARTS_IN_FLIGHT {
+                let Some(part) = todo.next() else { break };
+                tasks.spawn(self.clone().part(part));
+            }
+            match tasks.join_next().await {
+                None => return Ok(()),
+                Some(done) => done.map_err(|e| format!("a part's task failed: {e}"))??,
+            }
+        }
+    }
+
+    async fn part(self: Arc<Self>, part: usize) -> Result<(), String> {
+        let range = self.job.range(part);
+        let scored = |n: usize| self.progress.rows_scored(n);
+        let rows = match (&self.input, &self.table) {
+            (Input::Files(items), _) => self.scorer.files(&items[range], &scored).await?,
+            (Input::Table(_), Some(_)) => {
+                let first = range.start;
+                let this = self.clone();
+                let read = tokio::task::spawn_blocking(move || this.read_part(part, range));
+                let rows = read
+                    .await
+                    .map_err(|e| format!("reading a part failed: {e}"))??;
+                self.scorer.rows(rows, first, &scored).await?
+            }
+            (Input::Table(_), None) => return Err("a table needs its columns".into()),
+        };
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.commit_part(part, &rows))
+            .await
+            .map_err(|e| format!("writing a part failed: {e}"))?
+    }
+
+    fn read_part(
+        &self,
+        part: usize,
+        range: std::ops::Range<usize>,
+    ) -> Result<Arc<dyn table::PartRows>, String> {
+        match (&self.input, &self.table) {
+            (Input::Table(source), Some(plan)) => {
+                Ok(Arc::from(source.read_part(part, range, &plan.columns)?))
+            }
+            _ => Err("a table needs its columns".into()),
+        }
+    }
+
+    fn commit_part(&self, part: usize, rows: &[ScoredRow]) -> Result<(), String> {
+        let name = self.job.part_name(part);
+        let errors = rows.iter().filter(|row| row.outcome.is_err()).count();
+        let bytes = self.writer.bytes(&self.scorer.schema, rows)?;
+        remove_leftovers(&self.output, &name).map_err(|e| format!("{name}: {e}"))?;
+        commit(&self.output, &name, &bytes)
+            .map_err(|e| format!("{}: {e}", self.output.join(&name).display()))?;
+        self.progress.part_done(&name, rows.len(), errors);
+        Ok(())
+    }
+}
+
+/// How a part's rows become a part file.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+struct PartWriter {
+    format: Format,
+    key: KeyKind,
+    id: Option<KeyKind>,
+}
+
+impl PartWriter {
+    fn bytes(&self, schema: &OutputSchema, rows: &[ScoredRow]) -> Result<Vec<u8>, String> {
+        match self.format {
+            Format::Jsonl => Ok(output::json_lines(schema, rows)),
+            #[cfg(feature = "parquet")]
+            Format::Parquet => parquet_out::parquet_part(schema, self.key, self.id, rows),
+            #[cfg(not(feature = "parquet"))]
+            Format::Parquet => Err(table::NO_PARQUET.to_string()),
+        }
+    }
+}
+
+/// What a table feeds the model: the columns, the inputs they fill, the id column's type.
+struct TablePlan {
+    columns: Resolved<String>,
+    inputs: Vec<TensorInfo>,
+    id: Option<KeyKind>,
+}
+
+/// For a table: which columns feed the model's inputs (a text model's `text`), checked
+/// against the table before any work.
+fn table_plan(
     input: &Input,
-    model: &destino_serving::ServedModel,
+    model: &ServedModel,
     args: &BatchArgs,
-) -> Result<Option<RowShape>, String> {
+) -> Result<Option<TablePlan>, String> {
     let Input::Table(table) = input else {
         if !args.columns.is_empty() || args.id_column.is_some() {
             return Err("--column and --id-column are for tables; the input is a folder".into());
         }
         return Ok(None);
     };
-    let inputs: Vec<String> = model
-        .metadata
-        .inputs
-        .iter()
-        .map(|i| i.name.clone())
-        .collect();
-    let columns = Columns::new(&inputs, &args.columns, &table.columns)?;
-    if let Some(id) = &args.id_column
-        && !table.columns.contains(id)
-    {
-        return Err(format!("the table has no id column `{id}`"));
+    let inputs = match model.text {
+        Some(_) => vec![TensorInfo {
+            name: TEXT_INPUT.to_string(),
+            dtype: DType::String,
+            shape: Some(vec![Dim::Symbolic("batch".into())]),
+        }],
+        None => model.metadata.inputs.clone(),
+    };
+    let batched = model.text.is_some() || model.max_batch_size().is_some();
+    for info in &inputs {
+        builder::InputColumn::new(info, batched)?;
     }
-    Ok(Some(RowShape {
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let columns = Columns::new(
+        &names,
+        &args.columns,
+        args.id_column.as_deref(),
+        table.columns(),
+    )?
+    .resolved;
+    table.check(&columns, &inputs)?;
+    let id = columns.id.as_ref().map(|column| id_kind(table, column));
+    Ok(Some(TablePlan {
         columns,
-        id_column: args.id_column.clone(),
+        inputs,
+        id,
     }))
+}
+
+/// The id column's type in the output: a Parquet column's own, text for CSV, the first
+/// row's for JSON lines.
+fn id_kind(table: &Table, column: &str) -> KeyKind {
+    match table {
+        #[cfg(feature = "parquet")]
+        Table::Parquet(t) => t.id_kind(column),
+        Table::Csv(_) => KeyKind::Text,
+        Table::JsonLines(t) => t.first_value(column).map_or(KeyKind::Text, KeyKind::of),
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal as _;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,8 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     started: Instant,
     total: usize,
-    rows: usize,
-    errors: usize,
+    /// Rows and errors in committed parts.
+    done: Mutex<(usize, usize)>,
     /// The bar, on a terminal only.
     bar: Option<ProgressBar>,
 }
@@ -31,33 +32,33 @@ impl Progress {
         Progress {
             started: Instant::now(),
             total,
-            rows: 0,
-            errors: 0,
+            done: Mutex::new((0, 0)),
             bar,
         }
     }
 
-    /// Called as each row is scored (moves the bar).
-    pub fn row_scored(&self) {
+    /// Called as rows are scored (moves the bar).
+    pub fn rows_scored(&self, rows: usize) {
         if let Some(bar) = &self.bar {
-            bar.inc(1);
+            bar.inc(rows as u64);
         }
     }
 
     /// Called when a part file is committed.
-    pub fn part_done(&mut self, part: &str, rows: usize, errors: usize) {
-        self.rows += rows;
-        self.errors += errors;
+    pub fn part_done(&self, part: &str, rows: usize, errors: usize) {
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        done.0 += rows;
+        done.1 += errors;
         if self.bar.is_some() {
             return;
         }
         let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = self.rows as f64 / seconds;
-        let left = self.total.saturating_sub(self.rows) as f64 / rate.max(1e-9);
+        let rate = done.0 as f64 / seconds;
+        let left = self.total.saturating_sub(done.0) as f64 / rate.max(1e-9);
         println!(
             "batch: {part} written ({rows} rows, {errors} errors); {}/{} rows, {rate:.1} rows/s, \
              about {left:.0} s left",
-            self.rows, self.total
+            done.0, self.total
         );
     }
 
@@ -66,11 +67,10 @@ impl Progress {
             bar.finish_and_clear();
         }
         let seconds = self.started.elapsed().as_secs_f64();
+        let (rows, errors) = *self.done.lock().unwrap_or_else(PoisonError::into_inner);
         println!(
-            "batch: scored {} rows ({} errors) in {seconds:.1} s ({:.1} rows/s) into {}",
-            self.rows,
-            self.errors,
-            self.rows as f64 / seconds.max(1e-9),
+            "batch: scored {rows} rows ({errors} errors) in {seconds:.1} s ({:.1} rows/s) into {}",
+            rows as f64 / seconds.max(1e-9),
             output.display()
         );
     }

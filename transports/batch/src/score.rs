@@ -1,105 +1,243 @@
-//! Scoring a part: its files are read and scored concurrently (the scheduler batches what is in
-//! flight; decoding runs on the serving pool), and the rows come back in the part's order. A file
-//! that cannot be read or scored is one row with an error, never a failed job.
+//! Scoring a part. Files are read and scored concurrently (the scheduler batches what is in
+//! flight; image decoding runs on the serving pool). A table's rows become tensors a chunk of
+//! `--batch-size` rows at a time, several chunks in flight. Rows come back in the part's
+//! order; a file or row that cannot be read or scored is one row with an error, never a
+//! failed job.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
+use destino_core::metadata::{TensorInfo, Tensors};
 use destino_core::npz::read_npz;
-use destino_serving::score::{answer, score_body};
+use destino_core::tensor::TensorData;
+use destino_serving::inference::infer;
+use destino_serving::score::body_outputs;
+use destino_serving::text::{TextRequest, embed, embeddings_tensors};
 use destino_serving::{ApiError, ErrorKind, ServedModel, Service};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::input::{Source, Work};
+use crate::builder::InputColumn;
+use crate::job::Item;
+use crate::output::{OutputSchema, RowOutputs, ScoredRow};
+use crate::table::PartRows;
 
-/// One scored item: `{"key", "output", "error"}` (and `"id"` for a table with an id column),
-/// one of `output` and `error` null.
-pub type Row = Value;
-
-/// Scores `items` with at most `in_flight` at a time; the rows in the items' order.
-pub async fn score_part(
-    service: &Service,
-    model: &Arc<ServedModel>,
-    items: &[Work],
-    top_k: Option<usize>,
-    in_flight: usize,
-    scored: &dyn Fn(),
-) -> Result<Vec<Row>, String> {
-    let mut rows: Vec<Option<Row>> = vec![None; items.len()];
-    let mut tasks = JoinSet::new();
-    let mut next = 0;
-    while next < items.len() || !tasks.is_empty() {
-        while next < items.len() && tasks.len() < in_flight.max(1) {
-            let (service, model, item) = (service.clone(), model.clone(), items[next].clone());
-            let index = next;
-            tasks.spawn(async move { (index, score_item(&service, &model, &item, top_k).await) });
-            next += 1;
-        }
-        if let Some(joined) = tasks.join_next().await {
-            let (index, row) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
-            rows[index] = Some(row);
-            scored();
-        }
-    }
-    Ok(rows.into_iter().flatten().collect())
+/// What every part of a job is scored with.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    pub service: Service,
+    pub model: Arc<ServedModel>,
+    pub schema: Arc<OutputSchema>,
+    /// What a table's rows feed: the model's inputs, or a text model's strings.
+    pub inputs: Arc<Vec<TensorInfo>>,
+    /// Whether rows stack on a batch axis (else a chunk is one row).
+    pub batched: bool,
+    pub batch_size: usize,
+    /// Files or chunks scored at once.
+    pub in_flight: usize,
 }
 
-async fn score_item(
-    service: &Service,
-    model: &Arc<ServedModel>,
-    item: &Work,
-    top_k: Option<usize>,
-) -> Row {
-    let body = match &item.source {
-        Source::Body(body) => body.clone(),
-        Source::Bad(why) => return row(item, Err(why.clone())),
-        Source::File(path) if is_npz(path) => {
-            return row(item, score_npz(service, model, path, top_k).await);
-        }
-        Source::File(path) => {
-            let path = path.clone();
-            let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
-            match read
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-            {
-                Ok(bytes) => Bytes::from(bytes),
-                Err(e) => return row(item, Err(format!("cannot read the file: {e}"))),
+/// The name of a text model's one table input.
+pub const TEXT_INPUT: &str = "text";
+
+impl Scorer {
+    /// Scores `items` (files), at most `in_flight` at a time; `scored(n)` as rows finish.
+    pub async fn files(
+        &self,
+        items: &[Item],
+        scored: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<ScoredRow>, String> {
+        let mut rows: Vec<Option<ScoredRow>> = vec![None; items.len()];
+        let mut tasks = JoinSet::new();
+        let mut next = 0;
+        while next < items.len() || !tasks.is_empty() {
+            while next < items.len() && tasks.len() < self.in_flight.max(1) {
+                let (scorer, item, index) = (self.clone(), items[next].clone(), next);
+                tasks.spawn(async move { (index, scorer.file(&item).await) });
+                next += 1;
+            }
+            if let Some(joined) = tasks.join_next().await {
+                let (index, row) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
+                rows[index] = Some(row);
+                scored(1);
             }
         }
-    };
-    let scored = score_body(service, model, top_k, body).await;
-    row(
-        item,
-        scored.map_err(|e| public_message(&e, &item.key.to_string())),
-    )
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    async fn file(&self, item: &Item) -> ScoredRow {
+        let outcome = match self.file_outputs(&item.path).await {
+            Ok(outputs) => self.schema.rows(&outputs, 1).remove(0),
+            Err(why) => Err(why),
+        };
+        ScoredRow {
+            key: Value::from(item.key.clone()),
+            id: None,
+            outcome,
+        }
+    }
+
+    async fn file_outputs(&self, path: &Path) -> Result<Tensors, String> {
+        let file = path.to_path_buf();
+        let npz = is_npz(path);
+        let read = tokio::task::spawn_blocking(move || {
+            if npz {
+                read_npz(&file)
+                    .map(FileContents::Tensors)
+                    .map_err(|e| e.to_string())
+            } else {
+                std::fs::read(&file)
+                    .map(|b| FileContents::Body(Bytes::from(b)))
+                    .map_err(|e| format!("cannot read the file: {e}"))
+            }
+        })
+        .await
+        .map_err(|e| format!("cannot read the file: {e}"))??;
+        let key = path.display().to_string();
+        let outputs = match read {
+            FileContents::Tensors(inputs) => infer(&self.service, &self.model, inputs, None)
+                .await
+                .map(|reply| reply.outputs),
+            FileContents::Body(body) => body_outputs(&self.service, &self.model, body).await,
+        };
+        outputs.map_err(|e| public_message(&e, &key))
+    }
+
+    /// Scores a table part's rows (numbered from `first`), chunks of `batch_size` rows, at
+    /// most `in_flight` chunks at a time; `scored(n)` as chunks finish.
+    pub async fn rows(
+        &self,
+        part: Arc<dyn PartRows>,
+        first: usize,
+        scored: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<ScoredRow>, String> {
+        let chunk = if self.batched { self.batch_size } else { 1 };
+        let starts: Vec<usize> = (0..part.len()).step_by(chunk.max(1)).collect();
+        let mut outcomes: Vec<Option<Result<RowOutputs, String>>> = vec![None; part.len()];
+        let mut tasks = JoinSet::new();
+        let mut next = 0;
+        while next < starts.len() || !tasks.is_empty() {
+            while next < starts.len() && tasks.len() < self.in_flight.max(1) {
+                let start = starts[next];
+                let range = start..(start + chunk).min(part.len());
+                let (scorer, part) = (self.clone(), part.clone());
+                tasks.spawn(async move { (range.start, scorer.chunk(part.as_ref(), range).await) });
+                next += 1;
+            }
+            if let Some(joined) = tasks.join_next().await {
+                let (start, results) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
+                scored(results.len());
+                for (offset, outcome) in results.into_iter().enumerate() {
+                    outcomes[start + offset] = Some(outcome);
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(row, outcome)| ScoredRow {
+                key: Value::from(first + row),
+                id: part.id(row),
+                outcome: outcome.unwrap_or_else(|| Err("the row was not scored".into())),
+            })
+            .collect())
+    }
+
+    /// One chunk: its rows' tensors built (rows that do not fit get their error), run once.
+    async fn chunk(
+        &self,
+        part: &dyn PartRows,
+        range: std::ops::Range<usize>,
+    ) -> Vec<Result<RowOutputs, String>> {
+        let mut columns = match self
+            .inputs
+            .iter()
+            .map(|info| {
+                let mut column = InputColumn::new(info, self.batched)?;
+                column.reserve_rows(range.len());
+                Ok(column)
+            })
+            .collect::<Result<Vec<_>, String>>()
+        {
+            Ok(columns) => columns,
+            Err(why) => return vec![Err(why); range.len()],
+        };
+        let mut outcomes: Vec<Option<Result<RowOutputs, String>>> = vec![None; range.len()];
+        let mut good = Vec::with_capacity(range.len());
+        for (offset, row) in range.enumerate() {
+            columns.iter_mut().for_each(InputColumn::begin_row);
+            let filled = columns
+                .iter_mut()
+                .enumerate()
+                .try_for_each(|(input, column)| {
+                    part.fill(row, input, column)?;
+                    column.end_row()
+                });
+            match filled {
+                Ok(()) => good.push(offset),
+                Err(why) => {
+                    columns.iter_mut().for_each(InputColumn::cancel_row);
+                    outcomes[offset] = Some(Err(why));
+                }
+            }
+        }
+        if !good.is_empty() {
+            let results = match self.run(columns).await {
+                Ok(outputs) => self.schema.rows(&outputs, good.len()),
+                Err(why) => vec![Err(why); good.len()],
+            };
+            for (offset, result) in good.into_iter().zip(results) {
+                outcomes[offset] = Some(result);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err("the row was not scored".into())))
+            .collect()
+    }
+
+    /// Runs a chunk's tensors (a text model embeds its strings).
+    async fn run(&self, columns: Vec<InputColumn>) -> Result<Tensors, String> {
+        let mut inputs = Tensors::new();
+        for column in columns {
+            let name = column.name.clone();
+            inputs.insert(name, column.finish()?);
+        }
+        let outputs = match inputs.remove(TEXT_INPUT) {
+            Some(texts) if self.model.text.is_some() => {
+                let (_, data) = texts.into_parts();
+                let TensorData::String(texts) = data else {
+                    return Err("a text model's column must hold strings".into());
+                };
+                match embed(
+                    &self.service,
+                    &self.model,
+                    TextRequest::strings(texts),
+                    None,
+                )
+                .await
+                {
+                    Ok(embeddings) => embeddings_tensors(&self.model, embeddings),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => infer(&self.service, &self.model, inputs, None)
+                .await
+                .map(|reply| reply.outputs),
+        };
+        outputs.map_err(|e| public_message(&e, "a chunk of rows"))
+    }
+}
+
+enum FileContents {
+    Body(Bytes),
+    Tensors(Tensors),
 }
 
 fn is_npz(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
-}
-
-/// An `.npz` file's tensors (keyed by input name, as `run` takes them), answered as `/score`
-/// answers.
-async fn score_npz(
-    service: &Service,
-    model: &Arc<ServedModel>,
-    path: &Path,
-    top_k: Option<usize>,
-) -> Result<Value, String> {
-    let decoding = Instant::now();
-    let file = path.to_path_buf();
-    let inputs = tokio::task::spawn_blocking(move || read_npz(&file))
-        .await
-        .map_err(|e| format!("cannot read the file: {e}"))?
-        .map_err(|e| e.to_string())?;
-    answer(service, model, top_k, inputs, decoding)
-        .await
-        .map_err(|e| public_message(&e, &path.display().to_string()))
 }
 
 /// What a row says of a failure: the client's message (internal details go to the log).
@@ -108,25 +246,4 @@ fn public_message(error: &ApiError, key: &str) -> String {
         tracing::error!(key, "{}", error.message);
     }
     error.public_message().to_string()
-}
-
-fn row(item: &Work, outcome: Result<Value, String>) -> Row {
-    let mut row = match outcome {
-        Ok(output) => json!({ "key": item.key, "output": output, "error": null }),
-        Err(error) => json!({ "key": item.key, "output": null, "error": error }),
-    };
-    if let Some(id) = &item.id {
-        row["id"] = id.clone();
-    }
-    row
-}
-
-/// The part file's bytes: one JSON object per line.
-pub fn json_lines(rows: &[Row]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for row in rows {
-        out.extend_from_slice(row.to_string().as_bytes());
-        out.push(b'\n');
-    }
-    out
 }

@@ -1,203 +1,251 @@
-//! JSON-lines tables: one JSON object per line, whose fields are the model's inputs (or named by
-//! `--column INPUT=COLUMN`). The file is scanned once at the start (rows counted, each part's
-//! byte offset kept, a fingerprint taken, the first row's columns checked), then each part is read
-//! from its offset, so memory holds one part whatever the table's size.
+//! Tables (JSON lines, CSV, Parquet): which columns feed each model input, and a part's rows
+//! as the tensor builder reads them. Each format is scanned or its footer read once at the
+//! start (rows counted, columns checked, a fingerprint taken); then a part is read on its own,
+//! so memory holds one part whatever the table's size.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::Path;
 
-use bytes::Bytes;
-use serde_json::{Map, Value};
+use destino_core::metadata::TensorInfo;
+use serde_json::Value;
 
-use crate::job::Fnv;
+use crate::builder::InputColumn;
+use crate::csv_table::CsvTable;
+use crate::jsonl::JsonLines;
+#[cfg(feature = "parquet")]
+use crate::parquet_in::ParquetTable;
 
-/// A row's fields, or why its line is not a JSON object.
-pub type RowFields = Result<Map<String, Value>, String>;
+/// A part's rows: each row's values for an input appended to that input's column.
+pub trait PartRows: Send + Sync {
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends row `row`'s values for input `input` (in the order of `Columns`) to `out`.
+    fn fill(&self, row: usize, input: usize, out: &mut InputColumn) -> Result<(), String>;
+
+    /// Row `row`'s id column, when the job has one.
+    fn id(&self, row: usize) -> Option<Value>;
+}
+
+/// Each input's columns and the id column, named (`String`) or as a format's indices.
+#[derive(Debug, Clone)]
+pub struct Resolved<T> {
+    pub inputs: Vec<Vec<T>>,
+    pub id: Option<T>,
+}
+
+impl Resolved<String> {
+    /// The same columns as positions in `names` (every one is there: `Columns::new` checked).
+    pub fn indices(&self, names: &[String]) -> Resolved<usize> {
+        let index = |c: &String| names.iter().position(|n| n == c).unwrap_or(usize::MAX);
+        Resolved {
+            inputs: self
+                .inputs
+                .iter()
+                .map(|cols| cols.iter().map(index).collect())
+                .collect(),
+            id: self.id.as_ref().map(index),
+        }
+    }
+}
+
+/// Why a build without the `parquet` feature refuses Parquet.
+pub const NO_PARQUET: &str = "this build reads and writes no Parquet (built without the \
+    `parquet` feature); use CSV or JSON lines, or destino-server";
 
 #[derive(Debug)]
-pub struct Table {
-    path: PathBuf,
-    pub rows: usize,
-    /// The byte offset of each part's first row.
-    offsets: Vec<u64>,
-    pub fingerprint: String,
-    /// The first row's fields.
-    pub columns: Vec<String>,
+pub enum Table {
+    JsonLines(JsonLines),
+    Csv(CsvTable),
+    #[cfg(feature = "parquet")]
+    Parquet(ParquetTable),
 }
 
 impl Table {
-    pub fn open(path: &Path, part_size: usize) -> Result<Table, String> {
-        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-        let mut reader = BufReader::new(File::open(path).map_err(fail)?);
-        let (mut rows, mut offset, mut offsets) = (0, 0u64, Vec::new());
-        let mut hash = Fnv::new();
-        let mut columns = None;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = reader.read_line(&mut line).map_err(fail)?;
-            if read == 0 {
-                break;
-            }
-            hash.write(line.as_bytes());
-            if !line.trim().is_empty() {
-                if rows % part_size == 0 {
-                    offsets.push(offset);
-                }
-                if columns.is_none() {
-                    columns = Some(first_columns(path, &line)?);
-                }
-                rows += 1;
-            }
-            offset += read as u64;
-        }
-        Ok(Table {
-            path: path.to_path_buf(),
-            rows,
-            offsets,
-            fingerprint: hash.finish(),
-            columns: columns.unwrap_or_default(),
+    /// The table at `path`, by its extension; `None` when the extension names no table.
+    pub fn open(path: &Path, part_size: usize) -> Option<Result<Table, String>> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "jsonl" | "ndjson" => JsonLines::open(path, part_size).map(Table::JsonLines),
+            "csv" | "tsv" => CsvTable::open(path, part_size).map(Table::Csv),
+            #[cfg(feature = "parquet")]
+            "parquet" | "pq" => ParquetTable::open(path).map(Table::Parquet),
+            #[cfg(not(feature = "parquet"))]
+            "parquet" | "pq" => Err(format!("{}: {NO_PARQUET}", path.display())),
+            _ => return None,
         })
     }
 
-    /// The rows of part `part` (numbered `rows`), each its number and its fields, or why the
-    /// line is not a JSON object.
+    pub fn rows(&self) -> usize {
+        match self {
+            Table::JsonLines(t) => t.rows,
+            Table::Csv(t) => t.rows,
+            #[cfg(feature = "parquet")]
+            Table::Parquet(t) => t.rows,
+        }
+    }
+
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Table::JsonLines(t) => t.fingerprint.clone(),
+            Table::Csv(t) => t.fingerprint.clone(),
+            #[cfg(feature = "parquet")]
+            Table::Parquet(t) => t.fingerprint.clone(),
+        }
+    }
+
+    /// The table's columns, in its order.
+    pub fn columns(&self) -> &[String] {
+        match self {
+            Table::JsonLines(t) => &t.columns,
+            Table::Csv(t) => &t.columns,
+            #[cfg(feature = "parquet")]
+            Table::Parquet(t) => &t.columns,
+        }
+    }
+
+    /// Checks, before any work, that the columns can feed their inputs (a format that knows
+    /// its column types checks them).
+    pub fn check(&self, columns: &Resolved<String>, inputs: &[TensorInfo]) -> Result<(), String> {
+        #[cfg(feature = "parquet")]
+        if let Table::Parquet(t) = self {
+            return t.check(columns, inputs);
+        }
+        let _ = (columns, inputs);
+        Ok(())
+    }
+
+    /// Part `part` (rows `rows`).
     pub fn read_part(
         &self,
         part: usize,
-        rows: std::ops::Range<usize>,
-    ) -> Result<Vec<(usize, RowFields)>, String> {
-        let (first, count) = (rows.start, rows.len());
-        let fail = |e: std::io::Error| format!("{}: {e}", self.path.display());
-        let offset = *self.offsets.get(part).ok_or("no such part")?;
-        let mut file = File::open(&self.path).map_err(fail)?;
-        file.seek(SeekFrom::Start(offset)).map_err(fail)?;
-        let mut rows = Vec::with_capacity(count);
-        for line in BufReader::new(file).lines() {
-            if rows.len() == count {
-                break;
-            }
-            let line = line.map_err(fail)?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let fields = match serde_json::from_str::<Value>(&line) {
-                Ok(Value::Object(fields)) => Ok(fields),
-                Ok(_) => Err("the row is not a JSON object".to_string()),
-                Err(e) => Err(format!("the row is not JSON: {e}")),
-            };
-            rows.push((first + rows.len(), fields));
-        }
-        Ok(rows)
+        rows: Range<usize>,
+        columns: &Resolved<String>,
+    ) -> Result<Box<dyn PartRows>, String> {
+        Ok(match self {
+            Table::JsonLines(t) => Box::new(crate::jsonl::JsonPart {
+                rows: t
+                    .read_part(part, rows)?
+                    .into_iter()
+                    .map(|(_, f)| f)
+                    .collect(),
+                columns: columns.clone(),
+            }),
+            Table::Csv(t) => Box::new(t.read_part(part, rows, columns)?),
+            #[cfg(feature = "parquet")]
+            Table::Parquet(t) => Box::new(t.read_part(rows, columns)?),
+        })
     }
 }
 
-fn first_columns(path: &Path, line: &str) -> Result<Vec<String>, String> {
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(fields)) => Ok(fields.keys().cloned().collect()),
-        _ => Err(format!(
-            "{}: the first row is not a JSON object (a JSON-lines table has one per line)",
-            path.display()
-        )),
-    }
-}
-
-/// Which column feeds each model input.
+/// Which columns feed each model input: the column of the input's name, unless `--column
+/// INPUT=COLUMN` names another, several (`A,B,C`: one value each, in that order), or every
+/// column starting with a prefix (`PREFIX*`, in the table's order; `*` alone: every column but
+/// the id column).
 #[derive(Debug, Clone)]
-pub struct Columns(Vec<(String, String)>);
+pub struct Columns {
+    pub resolved: Resolved<String>,
+}
 
 impl Columns {
-    /// Each input from the column of its name, unless `mapping` (`INPUT=COLUMN`) names another;
-    /// every column must be among `available` (the table's).
     pub fn new(
         inputs: &[String],
         mapping: &[String],
+        id: Option<&str>,
         available: &[String],
     ) -> Result<Columns, String> {
-        let mut pairs: Vec<(String, String)> =
-            inputs.iter().map(|i| (i.clone(), i.clone())).collect();
+        let mut chosen: Vec<Vec<String>> = inputs.iter().map(|i| vec![i.clone()]).collect();
         for entry in mapping {
-            let (input, column) = entry
+            let (input, spec) = entry
                 .split_once('=')
                 .ok_or_else(|| format!("--column `{entry}`: write INPUT=COLUMN"))?;
-            let pair = pairs.iter_mut().find(|(i, _)| i == input).ok_or_else(|| {
+            let index = inputs.iter().position(|i| i == input).ok_or_else(|| {
                 format!(
                     "--column `{entry}`: the model has no input `{input}` (its inputs: {})",
                     inputs.join(", ")
                 )
             })?;
-            pair.1 = column.to_string();
+            chosen[index] = expand(spec, id, available)
+                .ok_or_else(|| format!("--column `{entry}`: no column of the table matches"))?;
         }
-        for (input, column) in &pairs {
-            if !available.contains(column) {
+        for (input, columns) in inputs.iter().zip(&chosen) {
+            if let Some(missing) = columns.iter().find(|c| !available.contains(c)) {
                 return Err(format!(
-                    "the table has no column `{column}` for input `{input}` (its columns: {}; map \
-                     one with --column {input}=COLUMN)",
+                    "the table has no column `{missing}` for input `{input}` (its columns: {}; \
+                     map one with --column {input}=COLUMN)",
                     available.join(", ")
                 ));
             }
         }
-        Ok(Columns(pairs))
-    }
-
-    /// The `/score` body for one row: `{"<input>": <its column's value>, ...}`.
-    pub fn body(&self, row: &Map<String, Value>) -> Result<Bytes, String> {
-        let mut body = Map::new();
-        for (input, column) in &self.0 {
-            let value = row
-                .get(column)
-                .ok_or_else(|| format!("the row has no column `{column}`"))?;
-            body.insert(input.clone(), value.clone());
+        if let Some(id) = id
+            && !available.iter().any(|c| c == id)
+        {
+            return Err(format!("the table has no id column `{id}`"));
         }
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+        Ok(Columns {
+            resolved: Resolved {
+                inputs: chosen,
+                id: id.map(str::to_string),
+            },
+        })
     }
+}
+
+/// The columns `spec` names: `A`, `A,B`, `PREFIX*`; `None` when a pattern matches nothing.
+fn expand(spec: &str, id: Option<&str>, available: &[String]) -> Option<Vec<String>> {
+    let mut columns = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        match part.strip_suffix('*') {
+            Some(prefix) => {
+                let matched: Vec<String> = available
+                    .iter()
+                    .filter(|c| c.starts_with(prefix) && Some(c.as_str()) != id)
+                    .cloned()
+                    .collect();
+                if matched.is_empty() {
+                    return None;
+                }
+                columns.extend(matched);
+            }
+            None => columns.push(part.to_string()),
+        }
+    }
+    Some(columns)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parts_are_read_from_their_offsets() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        let mut text = String::new();
-        for i in 0..7 {
-            text.push_str(&format!("{{\"x\": [{i}, {i}], \"id\": \"r{i}\"}}\n"));
-            if i == 3 {
-                text.push_str("\n[1]\n");
-            }
-        }
-        std::fs::write(&path, text).unwrap();
-        let table = Table::open(&path, 3).unwrap();
-        assert_eq!(table.rows, 8);
-        assert_eq!(table.columns, ["id", "x"]);
-        let part = table.read_part(1, 3..6).unwrap();
-        let numbers: Vec<usize> = part.iter().map(|(n, _)| *n).collect();
-        assert_eq!(numbers, [3, 4, 5]);
-        assert_eq!(part[0].1.as_ref().unwrap()["id"], "r3");
-        assert!(
-            part[1]
-                .1
-                .as_ref()
-                .unwrap_err()
-                .contains("not a JSON object")
-        );
-        let last = table.read_part(2, 6..8).unwrap();
-        assert_eq!(last.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [6, 7]);
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
 
-        let inputs = ["input".to_string()];
-        assert!(
-            Columns::new(&inputs, &[], &table.columns)
-                .unwrap_err()
-                .contains("no column `input`")
+    #[test]
+    fn columns_map_by_name_list_and_prefix() {
+        let available = names(&["id", "p0", "p1", "x", "y"]);
+        let inputs = names(&["x", "pixels"]);
+        let missing = Columns::new(&inputs, &[], None, &available).unwrap_err();
+        assert!(missing.contains("no column `pixels`"), "{missing}");
+        let mapped = ["pixels=p*".to_string()];
+        let columns = Columns::new(&inputs, &mapped, Some("id"), &available).unwrap();
+        assert_eq!(
+            columns.resolved.inputs,
+            [names(&["x"]), names(&["p0", "p1"])]
         );
-        let columns = Columns::new(&inputs, &["input=x".into()], &table.columns).unwrap();
-        let body = columns.body(part[0].1.as_ref().unwrap()).unwrap();
-        assert_eq!(&body[..], br#"{"input":[3,3]}"#);
-        assert!(Columns::new(&inputs, &["other=x".into()], &table.columns).is_err());
+        let resolved = columns.resolved.indices(&available);
+        assert_eq!(resolved.inputs, [vec![3], vec![1, 2]]);
+        assert_eq!(resolved.id, Some(0));
+        let all = ["pixels=*".to_string(), "x=y,x".to_string()];
+        let columns = Columns::new(&inputs, &all, Some("id"), &available).unwrap();
+        assert_eq!(columns.resolved.inputs[1], names(&["p0", "p1", "x", "y"]));
+        assert_eq!(columns.resolved.inputs[0], names(&["y", "x"]));
+        assert!(Columns::new(&inputs, &["pixels=q*".into()], None, &available).is_err());
+        assert!(Columns::new(&inputs, &["other=x".into()], None, &available).is_err());
+        let no_id = Columns::new(&inputs, &mapped, Some("name"), &available).unwrap_err();
+        assert!(no_id.contains("no id column `name`"), "{no_id}");
     }
 }
