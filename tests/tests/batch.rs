@@ -335,25 +335,17 @@ fn a_json_lines_table_scores_each_row_as_onnx_runtime_labels_it() {
     }
     text.push_str("{\"pixels\": \"not numbers\", \"name\": \"bad\"}\n");
     std::fs::write(&table, text).unwrap();
-    for program in ["destino-server", "destino-edge"] {
-        let output = dir.path().join(format!("out-{program}"));
-        let args = [
-            "--column",
-            "X=pixels",
-            "--id-column",
-            "name",
-            "--part-size",
-            "300",
-            "--format",
-            "jsonl",
-        ];
-        let out = batch_in(repository.path(), program, &table, &output, &args);
-        assert!(
-            out.status.success(),
-            "{program}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let scored = rows_by_number(&output);
+    let args = [
+        "--column",
+        "X=pixels",
+        "--id-column",
+        "name",
+        "--part-size",
+        "300",
+        "--format",
+        "jsonl",
+    ];
+    for (program, scored) in table_rows_on_both(repository.path(), &table, &args) {
         assert_eq!(scored.len(), rows + 1, "{program}");
         for (i, row) in scored.iter().take(rows).enumerate() {
             assert_eq!(row["key"], i, "{program}: {row}");
@@ -557,23 +549,15 @@ fn a_csv_table_feeds_an_input_from_many_columns() {
     }
     text.push_str("broken,1,2\n");
     std::fs::write(&table, text).unwrap();
-    for program in ["destino-server", "destino-edge"] {
-        let output = dir.path().join(format!("out-{program}"));
-        let args = [
-            "--column",
-            "X=p*",
-            "--id-column",
-            "name",
-            "--format",
-            "jsonl",
-        ];
-        let out = batch_in(repository.path(), program, &table, &output, &args);
-        assert!(
-            out.status.success(),
-            "{program}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let scored = rows_by_number(&output);
+    let args = [
+        "--column",
+        "X=p*",
+        "--id-column",
+        "name",
+        "--format",
+        "jsonl",
+    ];
+    for (program, scored) in table_rows_on_both(repository.path(), &table, &args) {
         assert_eq!(scored.len(), reference.len() + 1);
         for (i, row) in scored.iter().take(reference.len()).enumerate() {
             assert_eq!(row["id"], format!("d{i}"), "{program}: {row}");
@@ -585,6 +569,25 @@ fn a_csv_table_feeds_an_input_from_many_columns() {
             "{broken}"
         );
     }
+}
+
+/// Scores `table` (JSON-lines output) on both binaries: each one's rows in key order.
+fn table_rows_on_both(
+    repository: &Path,
+    table: &Path,
+    args: &[&str],
+) -> Vec<(&'static str, Vec<Value>)> {
+    let programs = ["destino-server", "destino-edge"];
+    programs
+        .into_iter()
+        .map(|program| {
+            let output = table.with_file_name(format!("out-{program}"));
+            let out = batch_in(repository, program, table, &output, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{program}: {stderr}");
+            (program, rows_by_number(&output))
+        })
+        .collect()
 }
 
 /// The rows of an output folder in key order (row numbers).

@@ -34,7 +34,7 @@ pub struct Scorer {
     /// Whether rows stack on a batch axis (else a chunk is one row).
     pub batched: bool,
     pub batch_size: usize,
-    /// Files or chunks scored at once.
+    /// Chunks of a table scored at once (each a whole batch).
     pub in_flight: usize,
 }
 
@@ -42,7 +42,8 @@ pub struct Scorer {
 pub const TEXT_INPUT: &str = "text";
 
 impl Scorer {
-    /// Scores `items` (files), at most `in_flight` at a time; `scored(n)` as rows finish.
+    /// Scores `items` (files), enough at a time to fill a batch on every instance twice over;
+    /// `scored(n)` as rows finish.
     pub async fn files(
         &self,
         items: &[Item],
@@ -52,7 +53,7 @@ impl Scorer {
         let mut tasks = JoinSet::new();
         let mut next = 0;
         while next < items.len() || !tasks.is_empty() {
-            while next < items.len() && tasks.len() < self.in_flight.max(1) {
+            while next < items.len() && tasks.len() < self.in_flight.max(1) * self.batch_size {
                 let (scorer, item, index) = (self.clone(), items[next].clone(), next);
                 tasks.spawn(async move { (index, scorer.file(&item).await) });
                 next += 1;
