@@ -140,18 +140,18 @@ fn try_run(
     );
     registry.load_all().map_err(|e| e.to_string())?;
     let model = registry.pick(args.model.as_deref(), "--model")?;
-    let table = table_plan(&input, &model, args)?;
-    let job = JobSpec::new(&model.name, model.version, &input, part_size, args.format);
-    job.claim(&args.output)?;
-    let options = ServiceOptions {
-        max_image_pixels: args.max_image_pixels,
-        ..ServiceOptions::default()
-    };
     let form = match (&input, model.max_batch_size()) {
         (Input::Files(_), _) if input.all_npz() => RowForm::Whole,
         (_, Some(_)) => RowForm::Sliced,
         _ if model.text.is_some() => RowForm::Sliced,
         _ => RowForm::Whole,
+    };
+    let table = table_plan(&input, &model, form, args)?;
+    let job = JobSpec::new(&model.name, model.version, &input, part_size, args.format);
+    job.claim(&args.output)?;
+    let options = ServiceOptions {
+        max_image_pixels: args.max_image_pixels,
+        ..ServiceOptions::default()
     };
     let scorer = Scorer {
         service: Service::new(Arc::new(registry), options),
@@ -306,10 +306,11 @@ struct TablePlan {
 }
 
 /// For a table: which columns feed the model's inputs (a text model's `text`), checked
-/// against the table before any work.
+/// against the table before any work; rows stack on a batch axis in the `Sliced` form.
 fn table_plan(
     input: &Input,
     model: &ServedModel,
+    form: RowForm,
     args: &BatchArgs,
 ) -> Result<Option<TablePlan>, String> {
     let Input::Table(table) = input else {
@@ -326,9 +327,8 @@ fn table_plan(
         }],
         None => model.metadata.inputs.clone(),
     };
-    let batched = model.text.is_some() || model.max_batch_size().is_some();
     for info in &inputs {
-        builder::InputColumn::new(info, batched)?;
+        builder::InputColumn::new(info, form == RowForm::Sliced)?;
     }
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let columns = Columns::new(

@@ -199,7 +199,7 @@ impl OutputSchema {
     }
 
     /// The rows of one run's `outputs`, which carry `rows` rows (1 for `Whole`).
-    pub fn rows(&self, outputs: &Tensors, rows: usize) -> Vec<Result<RowOutputs, String>> {
+    pub fn rows(&self, outputs: Tensors, rows: usize) -> Vec<Result<RowOutputs, String>> {
         match self.run(outputs, rows) {
             Ok(run) => (0..rows)
                 .map(|row| {
@@ -214,16 +214,16 @@ impl OutputSchema {
     }
 
     /// The run's outputs in column order, each checked to hold `rows` rows.
-    fn run(&self, outputs: &Tensors, rows: usize) -> Result<Arc<Vec<Tensor>>, String> {
+    fn run(&self, mut outputs: Tensors, rows: usize) -> Result<Arc<Vec<Tensor>>, String> {
         let mut run = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
             let tensor = outputs
-                .get(&column.output)
+                .remove(&column.output)
                 .ok_or_else(|| format!("the model returned no output `{}`", column.output))?;
             if self.form == RowForm::Sliced && tensor.shape().first() != Some(&rows) {
-                return Err(output_rows_error(&column.output, tensor, rows));
+                return Err(output_rows_error(&column.output, &tensor, rows));
             }
-            run.push(tensor.clone());
+            run.push(tensor);
         }
         Ok(Arc::new(run))
     }

@@ -120,12 +120,12 @@ impl ParquetTable {
         let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
         let file = File::open(&self.path).map_err(|e| fail(&e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?;
-        let mut used: Vec<usize> = columns
-            .indices(&self.columns)
+        let indices = columns.indices(&self.columns);
+        let mut used: Vec<usize> = indices
             .inputs
             .into_iter()
             .flatten()
-            .chain(columns.indices(&self.columns).id)
+            .chain(indices.id)
             .collect();
         used.sort_unstable();
         used.dedup();

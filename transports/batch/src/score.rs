@@ -49,27 +49,17 @@ impl Scorer {
         items: &[Item],
         scored: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<ScoredRow>, String> {
-        let mut rows: Vec<Option<ScoredRow>> = vec![None; items.len()];
-        let mut tasks = JoinSet::new();
-        let mut next = 0;
-        while next < items.len() || !tasks.is_empty() {
-            while next < items.len() && tasks.len() < self.in_flight.max(1) * self.batch_size {
-                let (scorer, item, index) = (self.clone(), items[next].clone(), next);
-                tasks.spawn(async move { (index, scorer.file(&item).await) });
-                next += 1;
-            }
-            if let Some(joined) = tasks.join_next().await {
-                let (index, row) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
-                rows[index] = Some(row);
-                scored(1);
-            }
-        }
-        Ok(rows.into_iter().flatten().collect())
+        let limit = self.in_flight.max(1) * self.batch_size;
+        let task = |index: usize| {
+            let (scorer, item) = (self.clone(), items[index].clone());
+            async move { scorer.file(&item).await }
+        };
+        in_order(items.len(), limit, task, |_| scored(1)).await
     }
 
     async fn file(&self, item: &Item) -> ScoredRow {
         let outcome = match self.file_outputs(&item.path).await {
-            Ok(outputs) => self.schema.rows(&outputs, 1).remove(0),
+            Ok(outputs) => self.schema.rows(outputs, 1).remove(0),
             Err(why) => Err(why),
         };
         ScoredRow {
@@ -115,32 +105,23 @@ impl Scorer {
     ) -> Result<Vec<ScoredRow>, String> {
         let chunk = if self.batched { self.batch_size } else { 1 };
         let starts: Vec<usize> = (0..part.len()).step_by(chunk.max(1)).collect();
-        let mut outcomes: Vec<Option<Result<RowOutputs, String>>> = vec![None; part.len()];
-        let mut tasks = JoinSet::new();
-        let mut next = 0;
-        while next < starts.len() || !tasks.is_empty() {
-            while next < starts.len() && tasks.len() < self.in_flight.max(1) {
-                let start = starts[next];
-                let range = start..(start + chunk).min(part.len());
-                let (scorer, part) = (self.clone(), part.clone());
-                tasks.spawn(async move { (range.start, scorer.chunk(part.as_ref(), range).await) });
-                next += 1;
-            }
-            if let Some(joined) = tasks.join_next().await {
-                let (start, results) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
-                scored(results.len());
-                for (offset, outcome) in results.into_iter().enumerate() {
-                    outcomes[start + offset] = Some(outcome);
-                }
-            }
-        }
-        Ok(outcomes
+        let task = |index: usize| {
+            let (scorer, part) = (self.clone(), part.clone());
+            let range = starts[index]..(starts[index] + chunk).min(part.len());
+            async move { scorer.chunk(part.as_ref(), range).await }
+        };
+        let chunks = in_order(starts.len(), self.in_flight.max(1), task, |results| {
+            scored(results.len());
+        })
+        .await?;
+        Ok(chunks
             .into_iter()
+            .flatten()
             .enumerate()
             .map(|(row, outcome)| ScoredRow {
                 key: Value::from(first + row),
                 id: part.id(row),
-                outcome: outcome.unwrap_or_else(|| Err("the row was not scored".into())),
+                outcome,
             })
             .collect())
     }
@@ -185,7 +166,7 @@ impl Scorer {
         }
         if !good.is_empty() {
             let results = match self.run(columns).await {
-                Ok(outputs) => self.schema.rows(&outputs, good.len()),
+                Ok(outputs) => self.schema.rows(outputs, good.len()),
                 Err(why) => vec![Err(why); good.len()],
             };
             for (offset, result) in good.into_iter().zip(results) {
@@ -229,6 +210,37 @@ impl Scorer {
         };
         outputs.map_err(|e| public_message(&e, "a chunk of rows"))
     }
+}
+
+/// Runs `task(0..count)`, at most `limit` at a time, calling `done` as each ends; the results
+/// in task order.
+async fn in_order<T, F>(
+    count: usize,
+    limit: usize,
+    mut task: impl FnMut(usize) -> F,
+    mut done: impl FnMut(&T),
+) -> Result<Vec<T>, String>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut results: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    let mut tasks = JoinSet::new();
+    let mut next = 0;
+    while next < count || !tasks.is_empty() {
+        while next < count && tasks.len() < limit {
+            let future = task(next);
+            let index = next;
+            tasks.spawn(async move { (index, future.await) });
+            next += 1;
+        }
+        if let Some(joined) = tasks.join_next().await {
+            let (index, result) = joined.map_err(|e| format!("a scoring task failed: {e}"))?;
+            done(&result);
+            results[index] = Some(result);
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 enum FileContents {
