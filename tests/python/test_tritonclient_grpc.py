@@ -301,16 +301,19 @@ class GrpcTest(unittest.TestCase):
         ran = lambda: int(statistics()["model_stats"][0].get("inference_count", 0))
         before = ran()
         answers = queue.Queue()
-        # Keep every instance busy (two instances taking batches of up to 4) with a backlog of
-        # at least a batch waiting behind them, then send a request whose deadline passes
-        # while it waits.
-        busy = 16
+        # Keep every instance busy with a full batch and wait until a full batch for each of
+        # them is queued, then send a request whose deadline passes while it waits: no
+        # instance reaches it before a whole batch has run. (Requests arrive while the first
+        # batches run, so a third round is sent for the queue to fill.)
+        config = self.client.get_model_config("efficientnet_lite0", as_json=True)["config"]
+        one_round = int(config["max_batch_size"]) * int(config["instance_group"][0]["count"])
+        busy = 3 * one_round
         for _ in range(busy):
             self.client.async_infer(
                 "efficientnet_lite0", make_inputs(inputs), lambda result, error: answers.put(error)
             )
         deadline = time.monotonic() + 60
-        while queued("efficientnet_lite0") < 4:
+        while queued("efficientnet_lite0") < one_round:
             self.assertLess(time.monotonic(), deadline, "the backlog never queued")
             time.sleep(0.001)
         self.assert_code(
