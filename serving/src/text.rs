@@ -60,6 +60,12 @@ pub fn text_model(model: &ServedModel) -> Result<&Arc<TextModel>, ApiError> {
     })
 }
 
+/// Engine runs one `embed` call has queued at most: enough to keep every instance busy, so
+/// one large request neither fills the model's queue nor refuses itself with 429.
+pub fn runs_in_flight(model: &ServedModel) -> usize {
+    (2 * model.instance_count).clamp(1, model.scheduler.policy().max_queue_size)
+}
+
 /// Embeds `request` with `model`; its `dimensions`, when given, must be the model's own or,
 /// for a Matryoshka model (`model.toml`), fewer. `timeout` shortens the server's request
 /// timeout.
@@ -103,9 +109,7 @@ pub async fn embed(
             max_tokens: limits.max_batch_tokens,
         })
     });
-    // A few runs in flight at a time (enough to keep every instance busy), so one large
-    // request neither fills the model's queue nor refuses itself with 429.
-    let in_flight = (2 * model.instance_count).clamp(1, model.scheduler.policy().max_queue_size);
+    let in_flight = runs_in_flight(model);
     let mut runs = runs.into_iter();
     let mut pending = tokio::task::JoinSet::new();
     let mut vectors = vec![Vec::new(); tokens.len()];

@@ -636,6 +636,68 @@ fn a_folder_of_npz_files_scores_each_as_one_batch() {
     }
 }
 
+#[test]
+fn a_job_never_fills_a_small_model_queue() {
+    // Two queue slots for a model whose two instances and two parts in flight would queue
+    // far more: every row and file is scored, none refused with "retry later".
+    let case = destino_tests::reference_case("sklearn_digits_rf", None);
+    let (reference, labels) = destino_tests::digits_reference();
+    let repository = digits_repository();
+    std::fs::write(
+        repository.path().join("digits/model.toml"),
+        "max_queue_size = 2\ninstances = 2\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("digits.jsonl");
+    let count = 3000;
+    let text: String = (0..count)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"X": reference[i % reference.len()]})
+            )
+        })
+        .collect();
+    std::fs::write(&table, text).unwrap();
+    let files = dir.path().join("npz");
+    std::fs::create_dir_all(&files).unwrap();
+    for i in 0..40 {
+        destino_core::npz::write_npz(&files.join(format!("{i:02}.npz")), &case.inputs).unwrap();
+    }
+    let args = [
+        "--batch-size",
+        "8",
+        "--part-size",
+        "500",
+        "--format",
+        "jsonl",
+    ];
+    for (program, scored) in table_rows_on_both(repository.path(), &table, &args) {
+        assert_eq!(scored.len(), count, "{program}");
+        for (i, row) in scored.iter().enumerate() {
+            assert!(row["error"].is_null(), "{program} row {i}: {row}");
+            assert_eq!(row["outputs"]["label"], labels[i % labels.len()]);
+        }
+    }
+    let args = ["--part-size", "10", "--format", "jsonl"];
+    for program in ["destino-server", "destino-edge"] {
+        let output = dir.path().join(format!("npz-out-{program}"));
+        let out = batch_in(repository.path(), program, &files, &output, &args);
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let scored = rows(&output);
+        assert_eq!(scored.len(), 40, "{program}");
+        for (key, row) in scored {
+            assert!(row["error"].is_null(), "{program} {key}: {row}");
+            assert_eq!(row["outputs"]["label"], serde_json::json!(labels));
+        }
+    }
+}
+
 /// A repository serving the shared MiniLM sentence embedder (with its tokenizer) as `text`.
 fn text_repository() -> tempfile::TempDir {
     let repository = tempfile::tempdir().unwrap();

@@ -33,6 +33,7 @@ use destino_serving::{
     BatchPolicy, Instances, Metrics, Registry, ServedModel, Service, ServiceOptions,
     ServingDefaults,
 };
+use tokio::sync::Semaphore;
 
 use crate::commit::{commit, remove_leftovers};
 use crate::input::Input;
@@ -160,6 +161,7 @@ fn try_run(
         batched: form == RowForm::Sliced,
         batch_size: model.max_batch_size().unwrap_or(batch_size).min(batch_size),
         in_flight: 2 * model.instance_count.max(1),
+        queue_slots: Arc::new(Semaphore::new(model.scheduler.policy().max_queue_size)),
         model: model.clone(),
     };
     let writer = PartWriter {

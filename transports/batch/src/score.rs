@@ -13,9 +13,10 @@ use destino_core::npz::read_npz;
 use destino_core::tensor::TensorData;
 use destino_serving::inference::infer;
 use destino_serving::score::body_outputs;
-use destino_serving::text::{TextRequest, embed, embeddings_tensors};
+use destino_serving::text::{TextRequest, embed, embeddings_tensors, runs_in_flight};
 use destino_serving::{ApiError, ErrorKind, ServedModel, Service};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::builder::InputColumn;
@@ -36,6 +37,10 @@ pub struct Scorer {
     pub batch_size: usize,
     /// Chunks of a table scored at once (each a whole batch).
     pub in_flight: usize,
+    /// Slots of the model's queue, shared by every part in flight: a request holds one (a
+    /// text chunk as many as it queues runs) while it is read and scored, so a job never
+    /// finds the queue full and never fails a row with "retry later".
+    pub queue_slots: Arc<Semaphore>,
 }
 
 /// The name of a text model's one table input.
@@ -58,7 +63,7 @@ impl Scorer {
     }
 
     async fn file(&self, item: &Item) -> ScoredRow {
-        let outcome = match self.file_outputs(&item.path).await {
+        let outcome = match self.queued(1, self.file_outputs(&item.path)).await {
             Ok(outputs) => self.schema.rows(outputs, 1).remove(0),
             Err(why) => Err(why),
         };
@@ -165,7 +170,11 @@ impl Scorer {
             }
         }
         if !good.is_empty() {
-            let results = match self.run(columns).await {
+            let slots = match &self.model.text {
+                Some(_) => runs_in_flight(&self.model),
+                None => 1,
+            };
+            let results = match self.queued(slots, self.run(columns)).await {
                 Ok(outputs) => self.schema.rows(outputs, good.len()),
                 Err(why) => vec![Err(why); good.len()],
             };
@@ -177,6 +186,21 @@ impl Scorer {
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Err("the row was not scored".into())))
             .collect()
+    }
+
+    /// Runs `work` holding `slots` of the model's queue.
+    async fn queued<T>(
+        &self,
+        slots: usize,
+        work: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let slots = u32::try_from(slots).unwrap_or(u32::MAX);
+        let _held = self
+            .queue_slots
+            .acquire_many(slots)
+            .await
+            .map_err(|_| "the job is stopping".to_string())?;
+        work.await
     }
 
     /// Runs a chunk's tensors (a text model embeds its strings).
