@@ -218,35 +218,44 @@ struct Run {
 
 impl Run {
     /// Scores and commits `todo`, `PARTS_IN_FLIGHT` at a time; the first failure stops it.
+    /// A table's parts are read here, one after another in part order (while the parts in
+    /// flight score), so a Parquet reader goes on from where the last part stopped.
     async fn parts(self: Arc<Self>, todo: Vec<usize>) -> Result<(), String> {
-        let mut todo = todo.into_iter();
         let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            while tasks.len() < PARTS_IN_FLIGHT {
-                let Some(part) = todo.next() else { break };
-                tasks.spawn(self.clone().part(part));
+        for part in todo {
+            while tasks.len() >= PARTS_IN_FLIGHT {
+                join_part(&mut tasks).await?;
             }
-            match tasks.join_next().await {
-                None => return Ok(()),
-                Some(done) => done.map_err(|e| format!("a part's task failed: {e}"))??,
-            }
+            let rows = match self.table {
+                Some(_) => {
+                    let this = self.clone();
+                    let read = tokio::task::spawn_blocking(move || this.read_part(part));
+                    let rows = read
+                        .await
+                        .map_err(|e| format!("reading a part failed: {e}"))??;
+                    Some(rows)
+                }
+                None => None,
+            };
+            tasks.spawn(self.clone().part(part, rows));
         }
+        while !tasks.is_empty() {
+            join_part(&mut tasks).await?;
+        }
+        Ok(())
     }
 
-    async fn part(self: Arc<Self>, part: usize) -> Result<(), String> {
+    /// Scores and commits a part: a table's `rows`, already read, or the part's files.
+    async fn part(
+        self: Arc<Self>,
+        part: usize,
+        rows: Option<Arc<dyn table::PartRows>>,
+    ) -> Result<(), String> {
         let range = self.job.range(part);
         let scored = |n: usize| self.progress.rows_scored(n);
-        let rows = match (&self.input, &self.table) {
+        let rows = match (&self.input, rows) {
             (Input::Files(items), _) => self.scorer.files(&items[range], &scored).await?,
-            (Input::Table(_), Some(_)) => {
-                let first = range.start;
-                let this = self.clone();
-                let read = tokio::task::spawn_blocking(move || this.read_part(part, range));
-                let rows = read
-                    .await
-                    .map_err(|e| format!("reading a part failed: {e}"))??;
-                self.scorer.rows(rows, first, &scored).await?
-            }
+            (Input::Table(_), Some(rows)) => self.scorer.rows(rows, range.start, &scored).await?,
             (Input::Table(_), None) => return Err("a table needs its columns".into()),
         };
         let this = self.clone();
@@ -255,13 +264,10 @@ impl Run {
             .map_err(|e| format!("writing a part failed: {e}"))?
     }
 
-    fn read_part(
-        &self,
-        part: usize,
-        range: std::ops::Range<usize>,
-    ) -> Result<Arc<dyn table::PartRows>, String> {
+    fn read_part(&self, part: usize) -> Result<Arc<dyn table::PartRows>, String> {
         match (&self.input, &self.table) {
             (Input::Table(source), Some(plan)) => {
+                let range = self.job.range(part);
                 Ok(Arc::from(source.read_part(part, range, &plan.columns)?))
             }
             _ => Err("a table needs its columns".into()),
@@ -277,6 +283,14 @@ impl Run {
             .map_err(|e| format!("{}: {e}", self.output.join(&name).display()))?;
         self.progress.part_done(&name, rows.len(), errors);
         Ok(())
+    }
+}
+
+/// Waits for one part in flight to be committed.
+async fn join_part(tasks: &mut tokio::task::JoinSet<Result<(), String>>) -> Result<(), String> {
+    match tasks.join_next().await {
+        Some(done) => done.map_err(|e| format!("a part's task failed: {e}"))?,
+        None => Ok(()),
     }
 }
 

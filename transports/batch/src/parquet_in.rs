@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -19,7 +20,10 @@ use arrow_schema::{DataType, SchemaRef};
 use destino_core::dtype::DType;
 use destino_core::metadata::TensorInfo;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::metadata::PageIndexPolicy;
 use serde_json::Value;
 
 use crate::builder::{Cell, InputColumn};
@@ -34,6 +38,20 @@ pub struct ParquetTable {
     pub rows: usize,
     pub fingerprint: String,
     pub columns: Vec<String>,
+    /// The reader the last part left off with: parts are read in order, and a reader that
+    /// starts inside a row group must decode every row before its start (pages are skipped
+    /// only where the file has an offset index).
+    cursor: Mutex<Option<Box<Cursor>>>,
+}
+
+/// A reader positioned at `next_row`, with the columns `projection`.
+#[derive(Debug)]
+struct Cursor {
+    next_row: usize,
+    projection: Vec<usize>,
+    reader: ParquetRecordBatchReader,
+    /// Rows read past the last part's end (the next part's first).
+    leftover: Option<RecordBatch>,
 }
 
 impl ParquetTable {
@@ -61,6 +79,7 @@ impl ParquetTable {
             rows,
             fingerprint: footer_fingerprint(path).map_err(|e| fail(&e))?,
             columns,
+            cursor: Mutex::new(None),
         })
     }
 
@@ -118,28 +137,44 @@ impl ParquetTable {
         columns: &Resolved<String>,
     ) -> Result<ParquetPart, String> {
         let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
-        let file = File::open(&self.path).map_err(|e| fail(&e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?;
         let indices = columns.indices(&self.columns);
-        let mut used: Vec<usize> = indices
+        let mut projection: Vec<usize> = indices
             .inputs
             .into_iter()
             .flatten()
             .chain(indices.id)
             .collect();
-        used.sort_unstable();
-        used.dedup();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), used);
-        let reader = builder
-            .with_projection(mask)
-            .with_offset(rows.start)
-            .with_limit(rows.len())
-            .with_batch_size(rows.len().max(1))
-            .build()
-            .map_err(|e| fail(&e))?;
-        let batches = reader
-            .collect::<Result<Vec<RecordBatch>, _>>()
-            .map_err(|e| fail(&e))?;
+        projection.sort_unstable();
+        projection.dedup();
+        let mut cursor = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut at = match cursor.take() {
+            Some(c) if c.next_row == rows.start && c.projection == projection => *c,
+            _ => self
+                .reader_at(rows.start, rows.len(), projection)
+                .map_err(|e| fail(&e))?,
+        };
+        let mut batches = Vec::new();
+        let mut wanted = rows.len();
+        while wanted > 0 {
+            let batch = match at.leftover.take() {
+                Some(batch) => batch,
+                None => match at.reader.next() {
+                    Some(batch) => batch.map_err(|e| fail(&e))?,
+                    None => break,
+                },
+            };
+            if batch.num_rows() > wanted {
+                at.leftover = Some(batch.slice(wanted, batch.num_rows() - wanted));
+                batches.push(batch.slice(0, wanted));
+                wanted = 0;
+            } else {
+                wanted -= batch.num_rows();
+                batches.push(batch);
+            }
+        }
+        at.next_row = rows.end;
+        *cursor = Some(Box::new(at));
+        drop(cursor);
         let names: Vec<String> = match batches.first() {
             Some(batch) => batch
                 .schema()
@@ -161,6 +196,47 @@ impl ParquetTable {
             batches,
             starts,
             rows: total,
+        })
+    }
+}
+
+impl ParquetTable {
+    /// A reader of the columns `projection` from row `first` on, in batches of `batch` rows:
+    /// it reads from the row group holding `first` and skips the rows before it.
+    fn reader_at(
+        &self,
+        first: usize,
+        batch: usize,
+        projection: Vec<usize>,
+    ) -> parquet::errors::Result<Cursor> {
+        let file = File::open(&self.path)?;
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
+        let mut group_start = 0;
+        let mut groups = Vec::new();
+        let mut skip = 0;
+        for (index, group) in builder.metadata().row_groups().iter().enumerate() {
+            let group_rows = usize::try_from(group.num_rows()).unwrap_or(0);
+            if group_start + group_rows > first {
+                if groups.is_empty() {
+                    skip = first - group_start;
+                }
+                groups.push(index);
+            }
+            group_start += group_rows;
+        }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), projection.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_row_groups(groups)
+            .with_offset(skip)
+            .with_batch_size(batch.max(1))
+            .build()?;
+        Ok(Cursor {
+            next_row: first,
+            projection,
+            reader,
+            leftover: None,
         })
     }
 }
@@ -329,5 +405,66 @@ fn id_value(array: &dyn Array, row: usize) -> Value {
         Ok(Cell::Bool(x)) => Value::from(x),
         Ok(Cell::Str(s)) => Value::from(s),
         Err(_) => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// 21 rows in row groups of 7: `n` = the row number, `name` = "r{n}".
+    fn table(dir: &Path) -> ParquetTable {
+        let path = dir.join("t.parquet");
+        let n: ArrayRef = Arc::new(Int64Array::from_iter_values(0..21));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..21).map(|i| format!("r{i}")),
+        ));
+        let batch = RecordBatch::try_from_iter([("n", n), ("name", names)]).unwrap();
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(7))
+            .build();
+        let file = File::create(&path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        ParquetTable::open(&path).unwrap()
+    }
+
+    fn ids(table: &ParquetTable, rows: Range<usize>, id: &str) -> Vec<Value> {
+        let columns = Resolved {
+            inputs: vec![],
+            id: Some(id.to_string()),
+        };
+        let part = table.read_part(rows, &columns).unwrap();
+        (0..part.len()).map(|row| part.id(row).unwrap()).collect()
+    }
+
+    #[test]
+    fn parts_read_in_order_out_of_order_and_across_row_groups_hold_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = table(dir.path());
+        let expect =
+            |rows: Range<usize>| -> Vec<Value> { rows.map(|i| Value::from(i as i64)).collect() };
+        // In order: the reader goes on from the last part (its batches are the first part's
+        // 5 rows, so a shorter part leaves rows over; parts cross row groups of 7).
+        for rows in [0..5, 5..8, 8..10, 10..21] {
+            assert_eq!(ids(&table, rows.clone(), "n"), expect(rows));
+        }
+        // Out of order (a shard's parts), and another column: a fresh reader each time.
+        assert_eq!(ids(&table, 15..20, "n"), expect(15..20));
+        assert_eq!(ids(&table, 3..9, "n"), expect(3..9));
+        assert_eq!(
+            ids(&table, 9..14, "name"),
+            (9..14)
+                .map(|i| Value::from(format!("r{i}")))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(ids(&table, 14..21, "n"), expect(14..21));
     }
 }
