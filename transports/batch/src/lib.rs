@@ -202,7 +202,7 @@ fn try_run(
     Ok(())
 }
 
-/// Parts scored at once: one is read, scored and written while another is.
+/// Parts scored and written at once; the next part of a table is read meanwhile.
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// A job while it runs: what every part shares.
