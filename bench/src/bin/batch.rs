@@ -26,7 +26,8 @@ struct Args {
     /// Rows in the digits table.
     #[arg(long, default_value_t = 50_000)]
     rows: usize,
-    /// `batch --batch-size` for the images, and the engine's batch.
+    /// `batch --batch-size` for the images; the engine alone runs the batches the job runs
+    /// (this, or the model's max_batch_size if smaller).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// `batch --batch-size` for the table, and the engine's batch.
@@ -68,17 +69,21 @@ fn main() -> Result<()> {
         .iter()
         .find_map(|(name, spec)| Some((name.clone(), spec.image.clone()?)))
         .context("no image input")?;
+    // The job's batches are at most the model's own limit (model.toml's max_batch_size).
+    let image_batch_size = manifest
+        .max_batch_size
+        .map_or(args.batch_size, |limit| limit.min(args.batch_size));
     let mut decoded = Vec::new();
     for (i, name) in IMAGES.iter().cycle().take(args.images).enumerate() {
         let bytes = std::fs::read(shared_models().join("images").join(name))?;
         std::fs::write(folder.join(format!("{i:05}-{name}")), &bytes)?;
-        if decoded.len() < args.batch_size {
+        if decoded.len() < image_batch_size {
             decoded.push(spec.tensor_from_bytes(&bytes, DEFAULT_MAX_PIXELS)?);
         }
     }
     let image_batch = Tensors::from([(input, Tensor::concat_batch(&decoded)?)]);
     let alone = in_process(&effnet_model, &[image_batch], 1, cores, args.seconds)?;
-    let images_alone = alone.per_second * args.batch_size as f64;
+    let images_alone = alone.per_second * image_batch_size as f64;
     let images_batch = batch(
         &args,
         &repository,
@@ -122,7 +127,7 @@ fn main() -> Result<()> {
     println!(
         "| {} PNG images, efficientnet_lite0 | {} | {images_batch:.1} | {images_alone:.1} | {:.2} |",
         args.images,
-        args.batch_size,
+        image_batch_size,
         images_batch / images_alone
     );
     for (format, rate) in [("Parquet", parquet_rows), ("JSON-lines", jsonl_rows)] {
