@@ -1,7 +1,7 @@
 //! The request and response paths around the engine, in process: V2 JSON decoding of an
 //! EfficientNet-sized input (150 528 FP32 elements) in both member orders, JSON encoding of
-//! the same tensor, and image preprocessing of the shared coffee.png (PNG decode, resize,
-//! crop, normalise). Run: `cargo bench -p destino-core`.
+//! the same tensor, and image preprocessing of each shared PNG image (decode; resize, crop,
+//! normalise). Run: `cargo bench -p destino-serving --bench codecs`.
 
 #![allow(clippy::unwrap_used)] // benchmark code: a panic is a failed run
 
@@ -65,20 +65,22 @@ fn image(c: &mut Criterion) {
     let shared = std::env::var("DESTINO_SHARED_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("../shared/models"));
-    let png = std::fs::read(shared.join("images/coffee.png")).unwrap();
-    let decoded = decode_image(&png, DEFAULT_MAX_PIXELS).unwrap();
-    let mut group = c.benchmark_group("preprocess_coffee_png");
-    group.sample_size(30);
-    group.bench_function("decode", |b| {
-        b.iter(|| decode_image(&png, DEFAULT_MAX_PIXELS).unwrap())
-    });
-    group.bench_function("resize_crop_normalise", |b| {
-        b.iter(|| {
-            spec.tensor_from_image(&decoded, DEFAULT_MAX_PIXELS)
-                .unwrap()
-        })
-    });
-    group.finish();
+    for name in ["astronaut", "chelsea", "coffee"] {
+        let png = std::fs::read(shared.join(format!("images/{name}.png"))).unwrap();
+        let decoded = decode_image(&png, DEFAULT_MAX_PIXELS).unwrap();
+        let mut group = c.benchmark_group(format!("preprocess_{name}_png"));
+        group.sample_size(30);
+        group.bench_function("decode", |b| {
+            b.iter(|| decode_image(&png, DEFAULT_MAX_PIXELS).unwrap())
+        });
+        group.bench_function("resize_crop_normalise", |b| {
+            b.iter(|| {
+                spec.tensor_from_image(&decoded, DEFAULT_MAX_PIXELS)
+                    .unwrap()
+            })
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, json, image);
