@@ -7,6 +7,8 @@
 pub mod dtype;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "libdeflate")]
+mod fast_png;
 pub mod manifest;
 pub mod metadata;
 pub mod npz;

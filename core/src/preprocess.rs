@@ -19,6 +19,13 @@ pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 /// Decodes an encoded image (PNG, JPEG) into RGB, refusing images over `max_pixels` before
 /// any pixel buffer is allocated, so a decompression bomb costs nothing.
 pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
+    #[cfg(feature = "libdeflate")]
+    if let Some((width, height)) = crate::fast_png::dimensions(bytes) {
+        check_pixels(width, height, max_pixels)?;
+        if let Some(image) = crate::fast_png::decode(bytes) {
+            return Ok(image);
+        }
+    }
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -27,6 +34,14 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let (width, height) = reader()?
         .into_dimensions()
         .map_err(|e| Error::Image(format!("cannot decode image: {e}")))?;
+    check_pixels(width, height, max_pixels)?;
+    let image = reader()?
+        .decode()
+        .map_err(|e| Error::Image(format!("cannot decode image: {e}")))?;
+    Ok(image.into_rgb8())
+}
+
+fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<()> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels {
         return Err(Error::ImageTooLarge(format!(
@@ -36,10 +51,7 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     if pixels == 0 {
         return Err(Error::Image("image has no pixels".into()));
     }
-    let image = reader()?
-        .decode()
-        .map_err(|e| Error::Image(format!("cannot decode image: {e}")))?;
-    Ok(image.into_rgb8())
+    Ok(())
 }
 
 impl ImageSpec {
@@ -52,8 +64,7 @@ impl ImageSpec {
     /// Preprocesses decoded RGB pixels into a batch-of-one tensor; the resized image is held
     /// to `max_pixels` as the decoded one is.
     pub fn tensor_from_image(&self, image: &RgbImage, max_pixels: u64) -> Result<Tensor> {
-        let resized = self.resize(image, max_pixels)?;
-        let (width, height) = resized.dimensions();
+        let (width, height) = self.resized_size(image.dimensions(), max_pixels)?;
         let window = match self.crop {
             Some([h, w]) => centre_window(width, height, w, h)?,
             None => Window {
@@ -63,6 +74,9 @@ impl ImageSpec {
                 height,
             },
         };
+        if window.width == 0 || window.height == 0 {
+            return Err(Error::Image("the crop leaves no pixels".into()));
+        }
         let [out_h, out_w] = self.pad.unwrap_or([window.height, window.width]);
         if out_h < window.height || out_w < window.width {
             return Err(Error::Image(format!(
@@ -70,6 +84,17 @@ impl ImageSpec {
                 window.width, window.height
             )));
         }
+        let pixels = self.resample(image, (width, height), &window)?;
+        let shape = match self.layout {
+            Layout::Nchw => vec![1, 3, out_h as usize, out_w as usize],
+            Layout::Nhwc => vec![1, out_h as usize, out_w as usize, 3],
+        };
+        Tensor::new(shape, self.normalise(&pixels, [out_h, out_w]))
+    }
+
+    /// The window's pixels, normalised into a zero-padded `out_h`×`out_w` tensor's data in the
+    /// spec's layout and channel order.
+    fn normalise(&self, pixels: &WindowPixels, [out_h, out_w]: [u32; 2]) -> Vec<f32> {
         let (out_h, out_w) = (out_h as usize, out_w as usize);
         let sources = match self.channel_order {
             ChannelOrder::Rgb => [0, 1, 2],
@@ -80,36 +105,38 @@ impl ImageSpec {
             std::array::from_fn(|v| (v as f32 * self.scale - self.mean[c]) / self.std[c])
         });
         let mut data = vec![0f32; 3 * out_h * out_w];
-        let stride = width as usize * 3;
-        let rows = resized
-            .as_raw()
-            .chunks_exact(stride)
-            .skip(window.top as usize)
-            .take(window.height as usize);
-        for (y, row) in rows.enumerate() {
-            let start = window.left as usize * 3;
-            let pixels = row[start..start + window.width as usize * 3].chunks_exact(3);
-            for (x, pixel) in pixels.enumerate() {
-                for (c, &source) in sources.iter().enumerate() {
-                    let index = match self.layout {
-                        Layout::Nchw => (c * out_h + y) * out_w + x,
-                        Layout::Nhwc => (y * out_w + x) * 3 + c,
-                    };
-                    data[index] = normalised[c][usize::from(pixel[source])];
+        match self.layout {
+            // One plane at a time: contiguous writes.
+            Layout::Nchw => {
+                for (plane, (table, &source)) in data
+                    .chunks_exact_mut(out_h * out_w)
+                    .zip(normalised.iter().zip(&sources))
+                {
+                    for (row, out) in pixels.rows().zip(plane.chunks_exact_mut(out_w)) {
+                        for (value, pixel) in out.iter_mut().zip(row.chunks_exact(3)) {
+                            *value = table[usize::from(pixel[source])];
+                        }
+                    }
+                }
+            }
+            Layout::Nhwc => {
+                for (row, out) in pixels.rows().zip(data.chunks_exact_mut(out_w * 3)) {
+                    for (values, pixel) in out.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+                        for ((value, table), &source) in
+                            values.iter_mut().zip(&normalised).zip(&sources)
+                        {
+                            *value = table[usize::from(pixel[source])];
+                        }
+                    }
                 }
             }
         }
-        let shape = match self.layout {
-            Layout::Nchw => vec![1, 3, out_h, out_w],
-            Layout::Nhwc => vec![1, out_h, out_w, 3],
-        };
-        Tensor::new(shape, data)
+        data
     }
 
-    /// The image at the spec's size (borrowed when it is that size already), resampled with
-    /// `fast_image_resize`'s SIMD convolution (Pillow's antialiased filters).
-    fn resize<'a>(&self, image: &'a RgbImage, max_pixels: u64) -> Result<Cow<'a, RgbImage>> {
-        let (width, height) = image.dimensions();
+    /// The size the spec resizes a `width`×`height` image to, held to `max_pixels` (or the
+    /// spec's own size, if larger).
+    fn resized_size(&self, (width, height): (u32, u32), max_pixels: u64) -> Result<(u32, u32)> {
         let (new_w, new_h) = match self.resize {
             Resize::ShorterSide(side) if width <= height => (side, scale_len(height, side, width)),
             Resize::ShorterSide(side) => (scale_len(width, side, height), side),
@@ -141,8 +168,29 @@ impl ImageSpec {
                 "image {width}×{height} resizes to {new_w}×{new_h} = {pixels} pixels, over the limit of {limit}"
             )));
         }
+        Ok((new_w, new_h))
+    }
+
+    /// The `window` of the image resized to `size`: borrowed when the image is that size
+    /// already, else only the window is resampled (the filter still reads the pixels around
+    /// it, as a resize of the whole image followed by a crop would), with
+    /// `fast_image_resize`'s SIMD convolution (Pillow's antialiased filters).
+    fn resample<'a>(
+        &self,
+        image: &'a RgbImage,
+        (new_w, new_h): (u32, u32),
+        window: &Window,
+    ) -> Result<WindowPixels<'a>> {
+        let (width, height) = image.dimensions();
         if (new_w, new_h) == (width, height) {
-            return Ok(Cow::Borrowed(image));
+            return Ok(WindowPixels {
+                data: Cow::Borrowed(image.as_raw()),
+                stride: width as usize * 3,
+                left: window.left as usize,
+                top: window.top as usize,
+                width: window.width as usize,
+                height: window.height as usize,
+            });
         }
         let algorithm = match self.filter {
             Filter::Nearest => ResizeAlg::Nearest,
@@ -155,19 +203,53 @@ impl ImageSpec {
         // every pixel type's, a megabyte more on an ARM binary).
         let source = TypedImageRef::<U8x3>::from_buffer(width, height, image.as_raw())
             .map_err(|e| failed(&e))?;
-        let mut pixels = vec![0u8; new_w as usize * new_h as usize * 3];
-        let mut resized =
-            TypedImage::<U8x3>::from_buffer(new_w, new_h, &mut pixels).map_err(|e| failed(&e))?;
-        Resizer::new()
-            .resize_typed(
-                &source,
-                &mut resized,
-                &ResizeOptions::new().resize_alg(algorithm),
-            )
+        let (scale_x, scale_y) = (
+            f64::from(width) / f64::from(new_w),
+            f64::from(height) / f64::from(new_h),
+        );
+        let options = ResizeOptions::new().resize_alg(algorithm).crop(
+            f64::from(window.left) * scale_x,
+            f64::from(window.top) * scale_y,
+            f64::from(window.width) * scale_x,
+            f64::from(window.height) * scale_y,
+        );
+        let mut pixels = vec![0u8; window.width as usize * window.height as usize * 3];
+        let mut resized = TypedImage::<U8x3>::from_buffer(window.width, window.height, &mut pixels)
             .map_err(|e| failed(&e))?;
-        RgbImage::from_raw(new_w, new_h, pixels)
-            .map(Cow::Owned)
-            .ok_or_else(|| failed(&"the resized buffer has the wrong size"))
+        Resizer::new()
+            .resize_typed(&source, &mut resized, &options)
+            .map_err(|e| failed(&e))?;
+        Ok(WindowPixels {
+            data: Cow::Owned(pixels),
+            stride: window.width as usize * 3,
+            left: 0,
+            top: 0,
+            width: window.width as usize,
+            height: window.height as usize,
+        })
+    }
+}
+
+/// A window of packed RGB pixels: `width`×`height` from (`left`, `top`) of rows `stride`
+/// bytes apart.
+struct WindowPixels<'a> {
+    data: Cow<'a, [u8]>,
+    stride: usize,
+    left: usize,
+    top: usize,
+    width: usize,
+    height: usize,
+}
+
+impl WindowPixels<'_> {
+    /// The window's rows, `width * 3` bytes each.
+    fn rows(&self) -> impl Iterator<Item = &[u8]> {
+        let (start, len) = (self.left * 3, self.width * 3);
+        self.data
+            .chunks_exact(self.stride)
+            .skip(self.top)
+            .take(self.height)
+            .map(move |row| &row[start..start + len])
     }
 }
 
