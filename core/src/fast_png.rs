@@ -265,4 +265,67 @@ mod tests {
         assert!(decode(b"\x89PNG\r\n\x1a\n").is_none());
         assert!(decode(b"").is_none());
     }
+
+    /// A PNG of `chunks`, each (type, data) with its length and CRC.
+    fn assemble(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let mut png = SIGNATURE.to_vec();
+        for (kind, data) in chunks {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = png.len();
+            png.extend_from_slice(*kind);
+            png.extend_from_slice(data);
+            let crc = crc32fast::hash(&png[start..]);
+            png.extend_from_slice(&crc.to_be_bytes());
+        }
+        png
+    }
+
+    #[test]
+    fn corrupt_streams_with_valid_crcs_decode_as_image_does_or_fall_back() {
+        let rgb = RgbImage::from_fn(16, 9, |x, y| {
+            Rgb([(x * 16) as u8, (y * 28) as u8, (x ^ y) as u8])
+        });
+        let bytes = encode(
+            rgb.as_raw(),
+            16,
+            9,
+            image::ExtendedColorType::Rgb8,
+            FilterType::Adaptive,
+        );
+        let ihdr = &bytes[16..29];
+        let stream = image_data(&bytes).unwrap();
+        // A fixed xorshift sequence: the same mutations on every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut taken, mut agreed) = (0, 0);
+        for _ in 0..3000 {
+            let mut mutated = stream.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % mutated.len() as u64) as usize;
+                mutated[at] ^= 1 << (next() % 8);
+            }
+            if next() % 4 == 0 {
+                mutated.truncate((next() % mutated.len() as u64) as usize);
+            }
+            let png = assemble(&[(b"IHDR", ihdr), (b"IDAT", &mutated), (b"IEND", &[])]);
+            let theirs = image::load_from_memory(&png).map(|i| i.into_rgb8());
+            if let Some(ours) = decode(&png) {
+                taken += 1;
+                if let Ok(theirs) = theirs {
+                    assert_eq!(ours, theirs);
+                    agreed += 1;
+                }
+            }
+        }
+        assert!(taken > 0, "no mutation decoded");
+        assert_eq!(
+            taken, agreed,
+            "the fast path accepted streams image refuses"
+        );
+    }
 }
