@@ -77,19 +77,22 @@ fn chunk(bytes: &[u8]) -> Option<([u8; 4], &[u8], &[u8])> {
     Some((kind, &typed[4..], &bytes[end + 4..]))
 }
 
-/// The IDAT chunks' data, concatenated; `None` for a critical chunk this path does not know
-/// (PLTE may come: for RGB it is only a suggestion) or a missing IEND.
+/// The IDAT chunks' data, concatenated; `None` where `image` might read the file otherwise:
+/// a critical chunk this path does not know, IHDR again, PLTE after the data, IDAT chunks that
+/// are not consecutive, or no IEND.
 fn image_data(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut rest = bytes.strip_prefix(SIGNATURE)?;
+    let (_ihdr, _, mut rest) = chunk(bytes.strip_prefix(SIGNATURE)?)?;
     let mut stream = Vec::new();
+    let mut data_ended = false;
     loop {
         let (kind, data, after) = chunk(rest)?;
         match &kind {
             b"IEND" => return Some(stream),
-            b"IDAT" => stream.extend_from_slice(data),
-            b"IHDR" | b"PLTE" => {}
+            b"IDAT" if !data_ended => stream.extend_from_slice(data),
+            // PLTE before the data: for RGB only a suggested palette.
+            b"PLTE" if stream.is_empty() => {}
             // Ancillary chunks (lower-case first letter) change nothing `image` returns.
-            _ if kind[0].is_ascii_lowercase() => {}
+            _ if kind[0].is_ascii_lowercase() => data_ended = !stream.is_empty(),
             _ => return None,
         }
         rest = after;
@@ -278,6 +281,44 @@ mod tests {
             png.extend_from_slice(&crc.to_be_bytes());
         }
         png
+    }
+
+    #[test]
+    fn unusual_chunk_orders_are_left_to_image() {
+        let bytes = encode(
+            &[9; 12],
+            2,
+            2,
+            image::ExtendedColorType::Rgb8,
+            FilterType::Sub,
+        );
+        let (ihdr, stream) = (&bytes[16..29], image_data(&bytes).unwrap());
+        let (first, second) = stream.split_at(stream.len() / 2);
+        let split = [
+            (b"IHDR", ihdr),
+            (b"IDAT", first),
+            (b"IDAT", second),
+            (b"IEND", &[][..]),
+        ];
+        assert!(decode(&assemble(&split)).is_some());
+        let text = &b"Comment\0hi"[..];
+        let gap = [
+            (b"IHDR", ihdr),
+            (b"IDAT", first),
+            (b"tEXt", text),
+            (b"IDAT", second),
+            (b"IEND", &[][..]),
+        ];
+        assert!(decode(&assemble(&gap)).is_none());
+        let twice = [
+            (b"IHDR", ihdr),
+            (b"IHDR", ihdr),
+            (b"IDAT", &stream[..]),
+            (b"IEND", &[][..]),
+        ];
+        assert!(decode(&assemble(&twice)).is_none());
+        let no_end = [(b"IHDR", ihdr), (b"IDAT", &stream[..])];
+        assert!(decode(&assemble(&no_end)).is_none());
     }
 
     #[test]
