@@ -205,6 +205,9 @@ fn try_run(
 /// Parts scored and written at once; the next part of a table is read meanwhile.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// A part ready to score: its number and, for a table, its rows.
+type ReadPart = (usize, Option<Arc<dyn table::PartRows>>);
+
 /// A job while it runs: what every part shares.
 struct Run {
     scorer: Scorer,
@@ -218,31 +221,53 @@ struct Run {
 
 impl Run {
     /// Scores and commits `todo`, `PARTS_IN_FLIGHT` at a time; the first failure stops it.
-    /// A table's parts are read here, one after another in part order (while the parts in
-    /// flight score), so a Parquet reader goes on from where the last part stopped.
+    /// A table's parts are read by one task, one after another in part order, a part ahead
+    /// of the parts in flight (so a Parquet reader goes on from where the last part stopped,
+    /// and the engines never wait for a read).
     async fn parts(self: Arc<Self>, todo: Vec<usize>) -> Result<(), String> {
+        let (ready, mut next) = tokio::sync::mpsc::channel::<Result<ReadPart, String>>(1);
+        let reader = tokio::spawn(self.clone().read_parts(todo, ready));
         let mut tasks = tokio::task::JoinSet::new();
-        for part in todo {
+        loop {
             while tasks.len() >= PARTS_IN_FLIGHT {
                 join_part(&mut tasks).await?;
             }
-            let rows = match self.table {
-                Some(_) => {
-                    let this = self.clone();
-                    let read = tokio::task::spawn_blocking(move || this.read_part(part));
-                    let rows = read
-                        .await
-                        .map_err(|e| format!("reading a part failed: {e}"))??;
-                    Some(rows)
-                }
-                None => None,
-            };
+            let Some(read) = next.recv().await else { break };
+            let (part, rows) = read?;
             tasks.spawn(self.clone().part(part, rows));
         }
         while !tasks.is_empty() {
             join_part(&mut tasks).await?;
         }
-        Ok(())
+        reader
+            .await
+            .map_err(|e| format!("reading the parts failed: {e}"))
+    }
+
+    /// Reads `todo`'s parts in order into `ready` (for files there is nothing to read); stops
+    /// at the first failure or when nobody waits for more.
+    async fn read_parts(
+        self: Arc<Self>,
+        todo: Vec<usize>,
+        ready: tokio::sync::mpsc::Sender<Result<ReadPart, String>>,
+    ) {
+        for part in todo {
+            let read = match self.table {
+                Some(_) => {
+                    let this = self.clone();
+                    match tokio::task::spawn_blocking(move || this.read_part(part)).await {
+                        Ok(Ok(rows)) => Ok((part, Some(rows))),
+                        Ok(Err(why)) => Err(why),
+                        Err(e) => Err(format!("reading a part failed: {e}")),
+                    }
+                }
+                None => Ok((part, None)),
+            };
+            let failed = read.is_err();
+            if ready.send(read).await.is_err() || failed {
+                return;
+            }
+        }
     }
 
     /// Scores and commits a part: a table's `rows`, already read, or the part's files.
