@@ -221,9 +221,9 @@ struct Run {
 
 impl Run {
     /// Scores and commits `todo`, `PARTS_IN_FLIGHT` at a time; the first failure stops it.
-    /// A table's parts are read by one task, one after another in part order, a part ahead
-    /// of the parts in flight (so a Parquet reader goes on from where the last part stopped,
-    /// and the engines never wait for a read).
+    /// A table's parts are read by one task, one after another in part order, at most two
+    /// parts ahead of those in flight (one queued, one waiting to be), so a Parquet reader
+    /// goes on from where the last part stopped and the engines never wait for a read.
     async fn parts(self: Arc<Self>, todo: Vec<usize>) -> Result<(), String> {
         let (ready, mut next) = tokio::sync::mpsc::channel::<Result<ReadPart, String>>(1);
         let reader = tokio::spawn(self.clone().read_parts(todo, ready));
