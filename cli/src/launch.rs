@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::grpc;
 use crate::machine::this_machine;
+use crate::updates::UpdateArgs;
 
 /// `--instances`: a count, or `auto` (chosen per model from the machine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +160,8 @@ pub struct ServeArgs {
     /// destino-edge]
     #[arg(long, env = "DESTINO_HTTP_THREADS")]
     pub http_threads: Option<usize>,
+    #[command(flatten)]
+    pub updates: UpdateArgs,
 }
 
 impl ServeArgs {
@@ -176,6 +179,7 @@ impl ServeArgs {
                 .then(|| Duration::from_millis(self.body_read_timeout_ms)),
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
             cors_origins: self.cors_allow_origin.clone(),
+            updates: self.updates.http_updates,
         }
     }
 
@@ -287,7 +291,17 @@ impl ServeArgs {
         defaults: &DestinationDefaults,
         transport: Option<Transport>,
     ) -> ExitCode {
-        let service = Service::new(Arc::new(registry), self.service_options());
+        let registry = Arc::new(registry);
+        let mut service = Service::new(registry.clone(), self.service_options());
+        if self.updates.enabled() {
+            match self.updates.updater(registry) {
+                Ok(updater) => service = service.with_updates(updater),
+                Err(e) => {
+                    eprintln!("{}: {e}", defaults.program);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let state = AppState::new(service.clone(), self.http_options());
         let options = self.serve_options(defaults);
         let address = options.address;

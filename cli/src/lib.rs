@@ -10,5 +10,6 @@ pub mod machine;
 pub mod memory;
 pub mod offline;
 pub mod probe;
+pub mod updates;
 
 pub use launch::{DestinationDefaults, LogFormat, ServeArgs, Transport};

@@ -54,7 +54,9 @@ fn main() -> ExitCode {
 
 /// `mqtt`: the HTTP API with the MQTT bridge beside it.
 fn mqtt(command: &MqttCommand, engine: EngineConfig) -> ExitCode {
-    let serve = &command.serve;
+    let mut serve = command.serve.clone();
+    serve.updates.by_transport = command.mqtt.update_topic.is_some();
+    let serve = &serve;
     serve.init_logging();
     let options = match destino_mqtt::options(&command.mqtt, serve.max_body_bytes) {
         Ok(options) => options,

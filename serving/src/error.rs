@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Unavailable,
     /// A credential is missing or wrong.
     Unauthenticated,
+    /// A source the server fetches from failed or sent the wrong thing (a model update's
+    /// download); the message says which.
+    BadGateway,
     /// The server failed; the client is told no more than that.
     Internal,
 }
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::ClientTimeout => "client_timeout",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::Internal => "internal",
         }
     }
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::ResourceExhausted => 429,
             ErrorKind::Internal => 500,
+            ErrorKind::BadGateway => 502,
             ErrorKind::DeadlineExceeded | ErrorKind::Unavailable => 503,
         }
     }

@@ -27,6 +27,7 @@ pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod text;
+pub mod update;
 pub mod v2;
 pub mod warmup;
 

@@ -186,6 +186,11 @@ impl Registry {
         self.readiness().is_ok()
     }
 
+    /// Whether startup loading has finished (whatever it loaded).
+    pub fn startup_done(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
     /// The serving version of `name`, or the requested `version` when it is the one loaded.
     pub fn get(
         &self,
@@ -324,6 +329,24 @@ impl Registry {
                     source,
                 })
             }
+        }
+    }
+
+    /// Takes the repository's newest version of `name` as the last one tried, so `--watch`
+    /// does not reload what serves after a failed version was taken back out of the folder.
+    pub fn settle(&self, name: &str) {
+        let Ok(repository) = Repository::scan(&self.root) else {
+            return;
+        };
+        let Some((entry, newest)) = repository
+            .get(name)
+            .and_then(|entry| Some((entry, entry.newest()?)))
+        else {
+            return;
+        };
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get_mut(name) {
+            slot.attempted = Some(Fingerprint::of(entry, newest));
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::update::ModelUpdates;
 
 /// Limits and defaults of the protocols, the same on every transport.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct Service {
     pub options: Arc<ServiceOptions>,
     /// Cleared when shutdown starts, so readiness fails while requests drain.
     accepting: Arc<AtomicBool>,
+    /// Installs new model versions, when the binary offers updates.
+    pub updates: Option<Arc<dyn ModelUpdates>>,
 }
 
 impl Service {
@@ -50,7 +53,14 @@ impl Service {
             registry,
             options: Arc::new(options),
             accepting: Arc::new(AtomicBool::new(true)),
+            updates: None,
         }
+    }
+
+    /// The service with model updates offered (HTTP's update route, MQTT's update topic).
+    pub fn with_updates(mut self, updates: Arc<dyn ModelUpdates>) -> Service {
+        self.updates = Some(updates);
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {

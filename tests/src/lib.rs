@@ -1,6 +1,7 @@
 //! Helpers for destino's cross-crate tests: the shared real models and their reference
 //! inputs and outputs (`../shared/models`).
 
+pub mod https;
 pub mod mqtt;
 pub mod server;
 pub mod v2;

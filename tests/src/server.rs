@@ -236,6 +236,26 @@ impl TestServer {
         TestServer::spawn_command(command)
     }
 
+    /// Starts `program` with `args` and extra environment variables, without waiting.
+    pub fn spawn_program_with_env(
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        let mut command = Command::new(binary(program));
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("AZUREML_MODEL_DIR");
+        TestServer::spawn_command(command)
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn spawn_command(mut command: Command) -> TestServer {
         // gRPC only where a test asks for it (`--grpc-port`): servers run side by side.
         if !command

@@ -13,7 +13,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::PayloadTooLarge | ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::FailedPrecondition => Code::FailedPrecondition,
         ErrorKind::DeadlineExceeded | ErrorKind::ClientTimeout => Code::DeadlineExceeded,
-        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Unavailable | ErrorKind::BadGateway => Code::Unavailable,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::Internal => Code::Internal,
     }

@@ -114,6 +114,19 @@ fn openapi(docs: &[RouteDoc], models: Vec<Value>) -> Value {
                     "dimensions": { "type": "integer", "minimum": 1 }
                 }
             },
+            "UpdateDocument": {
+                "type": "object",
+                "required": ["model", "version", "url", "sha256"],
+                "properties": {
+                    "model": { "type": "string" },
+                    "version": { "type": "integer", "minimum": 1 },
+                    "url": { "type": "string", "description": "https:// or file://" },
+                    "sha256": { "type": "string", "pattern": "^[0-9a-fA-F]{64}$" },
+                    "files": { "type": "object", "additionalProperties": { "type": "object", "required": ["url", "sha256"], "properties": { "url": { "type": "string" }, "sha256": { "type": "string" } } } },
+                    "id": { "type": "string" },
+                    "signature": { "type": "string", "description": "base64 ed25519 signature (see README, Fleet updates)" }
+                }
+            },
             "ScoreRequest": {
                 "type": "object",
                 "description": "{\"data\": nested array} for single-input models, or one nested array per input name",

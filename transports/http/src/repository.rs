@@ -1,11 +1,14 @@
-//! Triton's model repository extension: index, load (an atomic hot swap) and unload. Scans
-//! and loads run on the blocking pool.
+//! Triton's model repository extension: index, load (an atomic hot swap) and unload; and
+//! destino's update (a new version from an update document). Scans, loads and updates run
+//! on the blocking pool.
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use destino_serving::blocking::off_executor;
 use destino_serving::registry::refuse_load_parameters;
-use destino_serving::{ApiError, ModelState};
+use destino_serving::update::UpdateDocument;
+use destino_serving::{ApiError, ErrorKind, ModelState};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -81,4 +84,43 @@ pub async fn unload(
 ) -> Result<Json<Value>, HttpError> {
     state.service.registry.unload(&model)?;
     Ok(Json(json!({})))
+}
+
+/// Installs the version an update document names; answers once it serves (200) or the update
+/// failed (its kind's status), with the final status and, on failure, `error`.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<Value>), HttpError> {
+    let updates = match &state.service.updates {
+        Some(updates) if state.options.updates => updates.clone(),
+        _ => {
+            return Err(HttpError(ApiError::new(
+                ErrorKind::FailedPrecondition,
+                "updates_off",
+                "model updates over HTTP are off: start destino with --http-updates",
+            )));
+        }
+    };
+    let document = UpdateDocument::parse(&body)?;
+    if document.model != model {
+        return Err(HttpError(ApiError::invalid(format!(
+            "the document updates `{}`, the URL names `{model}`",
+            document.model
+        ))));
+    }
+    let status = off_executor("updating the model", move || {
+        updates.apply(document, &|_| {})
+    })
+    .await?;
+    let code = status.kind.map_or(200, ErrorKind::status_code);
+    let mut body = status.to_json();
+    if let Some(reason) = &status.reason
+        && status.kind.is_some()
+    {
+        body["error"] = Value::from(reason.as_str());
+    }
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Ok((code, Json(body)))
 }

@@ -186,6 +186,17 @@ pub fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             with_body(
                 doc(
                     "post",
+                    "/v2/repository/models/{model}/update",
+                    "Install a new version from an update document; answers once it serves or failed",
+                ),
+                "UpdateDocument",
+            ),
+            post(repository::update),
+        ),
+        (
+            with_body(
+                doc(
+                    "post",
                     "/models/{model}/predict",
                     "Score an encoded image (raw or multipart): classes out",
                 ),

@@ -17,6 +17,8 @@ pub struct HttpOptions {
     pub api_key: Option<String>,
     /// Origins allowed by CORS; `*` allows any. Empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Whether `POST /v2/repository/models/{name}/update` takes update documents.
+    pub updates: bool,
 }
 
 impl Default for HttpOptions {
@@ -26,6 +28,7 @@ impl Default for HttpOptions {
             body_read_timeout: Some(Duration::from_secs(60)),
             api_key: None,
             cors_origins: Vec::new(),
+            updates: false,
         }
     }
 }

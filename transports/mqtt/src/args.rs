@@ -86,6 +86,18 @@ pub struct MqttArgs {
     /// Longest wait between reconnection attempts (they back off exponentially from 100 ms).
     #[arg(long, env = "DESTINO_MQTT_MAX_BACKOFF_MS", default_value_t = 10_000)]
     pub max_backoff_ms: u64,
+    /// Take model update documents on this topic (`{client_id}` is this client's id), e.g.
+    /// `devices/{client_id}/models/update`. Off when unset.
+    #[arg(long, env = "DESTINO_MQTT_UPDATE_TOPIC")]
+    pub update_topic: Option<String>,
+    /// Where each update's states go, retained (same placeholder) [default: the update
+    /// topic and `/status`].
+    #[arg(
+        long,
+        env = "DESTINO_MQTT_UPDATE_STATUS_TOPIC",
+        requires = "update_topic"
+    )]
+    pub update_status_topic: Option<String>,
 }
 
 impl MqttArgs {
@@ -107,6 +119,21 @@ impl MqttArgs {
                 .or_else(|| std::env::var("HOSTNAME").ok())
                 .unwrap_or_else(|| "device".into());
             format!("destino-edge-{host}")
+        })
+    }
+
+    /// The update topic, with the client id filled in.
+    pub fn update_topic(&self) -> Option<String> {
+        let topic = self.update_topic.as_ref()?;
+        Some(topic.replace("{client_id}", &self.client_id()))
+    }
+
+    /// Where update statuses go, with the client id filled in.
+    pub fn update_status_topic(&self) -> Option<String> {
+        let topic = self.update_topic()?;
+        Some(match &self.update_status_topic {
+            Some(status) => status.replace("{client_id}", &self.client_id()),
+            None => format!("{topic}/status"),
         })
     }
 

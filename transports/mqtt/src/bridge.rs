@@ -13,7 +13,7 @@ use bytes::Bytes;
 use destino_serving::message::{error_json, score_message};
 use destino_serving::{ApiError, ServedModel, Service};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties, RetainForwardRule};
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -29,10 +29,15 @@ pub async fn run(service: Service, args: MqttArgs, options: MqttOptions) {
     let (client, mut events) = AsyncClient::new(options, 2 * max_in_flight + 16);
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let max_backoff = Duration::from_millis(args.max_backoff_ms.max(100));
+    let update_topics = args.update_topic().zip(args.update_status_topic());
+    if let (Some(updates), Some((_, status))) = (&service.updates, &update_topics) {
+        crate::updates::publish_statuses(updates, client.clone(), status.clone());
+    }
     let context = Arc::new(Context {
         service,
         client,
         args,
+        update_topics,
     });
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -43,14 +48,22 @@ pub async fn run(service: Service, args: MqttArgs, options: MqttOptions) {
                     session_present = ack.session_present,
                     "connected to the MQTT broker"
                 );
-                if !ack.session_present {
-                    context.subscribe().await;
-                }
+                context.subscribe(ack.session_present).await;
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 tracing::info!(codes = ?ack.return_codes, "subscribed");
                 // Scripts and tests read this line to know the bridge is live.
-                println!("mqtt: subscribed to {}", context.args.subscribe.join(", "));
+                let mut topics = context.args.subscribe.clone();
+                topics.extend(
+                    context
+                        .update_topics
+                        .iter()
+                        .map(|(update, _)| update.clone()),
+                );
+                println!("mqtt: subscribed to {}", topics.join(", "));
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) if context.is_update(&publish.topic) => {
+                tokio::spawn(context.clone().update(publish));
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 // The broker honours the receive maximum, so this wait is short; for QoS 0
@@ -83,6 +96,8 @@ struct Context {
     service: Service,
     client: AsyncClient,
     args: MqttArgs,
+    /// The update topic and the status topic, when updates come over MQTT.
+    update_topics: Option<(String, String)>,
 }
 
 /// Where and what to answer for one message.
@@ -105,12 +120,40 @@ impl Context {
         }
     }
 
-    async fn subscribe(&self) {
-        let filters = self
-            .args
-            .subscribe
-            .iter()
-            .map(|topic| Filter::new(topic.clone(), self.qos()));
+    fn is_update(&self, topic: &[u8]) -> bool {
+        self.update_topics
+            .as_ref()
+            .is_some_and(|(update, _)| update.as_bytes() == topic)
+    }
+
+    async fn update(self: Arc<Self>, publish: Publish) {
+        if let Some((_, status)) = &self.update_topics {
+            crate::updates::apply(&self.service, &self.client, status, publish).await;
+        }
+    }
+
+    /// Subscribes to the scored topics unless the broker kept this client's session, and to
+    /// the update topic always (a session from before updates were on lacks it); a
+    /// retained update document comes once per subscription, not once per reconnection.
+    async fn subscribe(&self, session_present: bool) {
+        let mut filters: Vec<Filter> = Vec::new();
+        if !session_present {
+            filters.extend(
+                self.args
+                    .subscribe
+                    .iter()
+                    .map(|topic| Filter::new(topic.clone(), self.qos())),
+            );
+        }
+        if let Some((update, _)) = &self.update_topics {
+            // Updates are never dropped: at least once, whatever --qos says.
+            let mut filter = Filter::new(update.clone(), QoS::AtLeastOnce);
+            filter.retain_forward_rule = RetainForwardRule::OnNewSubscribe;
+            filters.push(filter);
+        }
+        if filters.is_empty() {
+            return;
+        }
         if let Err(e) = self.client.subscribe_many(filters).await {
             tracing::error!("cannot subscribe: {e}");
         }

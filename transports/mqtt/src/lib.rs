@@ -1,12 +1,14 @@
 //! destino's MQTT 5 transport, for IoT pipelines: messages (encoded images, V2 JSON
 //! requests, `/score` bodies) arrive on subscribed topics; predictions go to a topic derived
 //! from each message's topic, with its MQTT 5 correlation data. Errors carry their kind's
-//! status in the `status` user property (the one place this transport maps them).
+//! status in the `status` user property (the one place this transport maps them). With an
+//! update topic, model update documents arrive there and their states go out retained.
 
 pub mod args;
 pub mod bridge;
 pub mod connection;
 pub mod topics;
+pub mod updates;
 
 use std::time::Duration;
 
