@@ -561,3 +561,62 @@ fn mqtt_updates_report_each_state_retained() {
     let retained = late.next(WAIT).expect("the retained status").json();
     assert_eq!(retained["state"], "failed");
 }
+
+#[test]
+fn a_device_with_no_model_gets_its_first_over_mqtt_from_a_file_url() {
+    let files = served_files();
+    let repo = tempfile::tempdir().unwrap();
+    let broker = Broker::start("");
+    let port = broker.port.to_string();
+    let edge = TestServer::spawn_program(
+        "destino-edge",
+        &[
+            "mqtt",
+            "--broker",
+            "127.0.0.1",
+            "--mqtt-port",
+            &port,
+            "--client-id",
+            "pi-8",
+            "--model-repository",
+            repo.path().to_str().unwrap(),
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--update-topic",
+            "fleet/{client_id}/update",
+            "--update-status-topic",
+            "fleet/{client_id}/status",
+        ],
+    );
+    let start = Instant::now();
+    while !edge.output().contains("fleet/pi-8/update") {
+        assert!(start.elapsed() < WAIT, "not subscribed:\n{}", edge.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(infer(&edge), Err(404), "no model yet");
+    let operator = Device::connect(broker.port, "operator-8", &["fleet/pi-8/status"], None);
+    std::thread::sleep(Duration::from_millis(300));
+    let model = files.path().join("digits.onnx");
+    let doc = json!({"model": "digits", "version": 1, "url": format!("file://{}", model.display()),
+        "sha256": sha256(&model)});
+    operator.publish(
+        "fleet/pi-8/update",
+        doc.to_string().as_bytes(),
+        "u",
+        &[],
+        None,
+    );
+    let last = operator.collect(4, WAIT).pop().expect("statuses").json();
+    assert_eq!(last["state"], "ready", "{last}");
+    assert_eq!(infer(&edge).unwrap(), "1");
+
+    // Updates came over MQTT only: the HTTP route stays off.
+    let (status, body) = update(&edge, &doc);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("--http-updates"),
+        "{body}"
+    );
+}

@@ -17,9 +17,11 @@ use destino_serving::Service;
 pub use args::{MqttArgs, Qos};
 pub use connection::options;
 
-/// Runs the bridge once the models are warm (messages wait at the broker until then).
+/// Runs the bridge once startup loading is done (messages wait at the broker until then):
+/// the models that load are warm, and with none loaded the update topic still listens, so a
+/// device can receive its first model.
 pub async fn serve(service: Service, args: MqttArgs, options: rumqttc::v5::MqttOptions) {
-    while !service.is_ready() {
+    while !service.registry.startup_done() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bridge::run(service, args, options).await;
