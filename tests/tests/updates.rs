@@ -620,3 +620,38 @@ fn a_device_with_no_model_gets_its_first_over_mqtt_from_a_file_url() {
         "{body}"
     );
 }
+
+#[test]
+fn an_unfinished_update_overtaken_by_a_newer_one_is_dropped_at_the_next_start() {
+    let files = served_files();
+    let https = FileServer::start(files.path());
+    let repo = repository();
+    let args = serve_args(repo.path(), &https, &["--update-retries", "0"]);
+    let server = TestServer::spawn_program("destino-edge", &args);
+    server.wait_ready();
+    https.cut_after(256 << 10);
+    let (status, _) = update(&server, &document(files.path(), &https, 2, "digits.onnx"));
+    assert_eq!(status, 502);
+    https.cut_after(0);
+    let (status, body) = update(&server, &document(files.path(), &https, 3, "digits.onnx"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !staging_is_empty(repo.path()),
+        "version 2's bytes are kept for a retry"
+    );
+    server.kill();
+
+    let restarted = TestServer::spawn_program("destino-edge", &args);
+    restarted.wait_ready();
+    let start = Instant::now();
+    while !staging_is_empty(repo.path()) {
+        assert!(
+            start.elapsed() < WAIT,
+            "version 2 stays staged:\n{}",
+            restarted.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(infer(&restarted).unwrap(), "3");
+    assert_eq!(versions(repo.path()), ["1", "3"]);
+}

@@ -133,8 +133,23 @@ impl Updater {
         lock(&self.last).insert(status.model.clone(), status.clone());
     }
 
-    /// The update's steps; `Ok` is the `ready` status.
+    /// The update's steps; `Ok` is the `ready` status. An update that ends for any reason
+    /// but the network leaves nothing staged, so no later start tries it again.
     fn run(
+        &self,
+        document: &UpdateDocument,
+        step: &dyn Fn(UpdateState),
+    ) -> Result<UpdateStatus, Failure> {
+        let ended = self.steps(document, step);
+        if let Err((_, e)) = &ended
+            && e.reason != fetch::NETWORK
+        {
+            Staging::remove(self.root(), document);
+        }
+        ended
+    }
+
+    fn steps(
         &self,
         document: &UpdateDocument,
         step: &dyn Fn(UpdateState),
@@ -156,21 +171,11 @@ impl Updater {
         }
         step(UpdateState::Downloading);
         let staging = Staging::open(root, document).map_err(failed)?;
-        let resumed = match self.download(document, &staging) {
-            Ok(resumed) => resumed,
-            // A broken connection keeps what arrived: the next try (or start) resumes it.
-            Err(e) if e.reason == fetch::NETWORK => return Err(failed(e)),
-            Err(e) => {
-                staging.discard();
-                return Err(failed(e));
-            }
-        };
+        // A broken connection keeps what arrived: the next try (or start) resumes it.
+        let resumed = self.download(document, &staging).map_err(failed)?;
         step(UpdateState::Verifying);
         stall::at("verifying");
-        if let Err(e) = self.verify(document, &staging, &resumed) {
-            staging.discard();
-            return Err(failed(e));
-        }
+        self.verify(document, &staging, &resumed).map_err(failed)?;
         step(UpdateState::Loading);
         install::install(root, document, &staging).map_err(failed)?;
         stall::at("loading");
@@ -255,8 +260,9 @@ impl Updater {
         match self.registry.load(&document.model) {
             Ok(served) if served.version == document.version => {
                 stall::at("committing");
-                if let Some(staging) = staging {
-                    staging.commit().map_err(|e| (UpdateState::Failed, e))?;
+                // The version serves; an unconfirmed one is only redone at the next start.
+                if let Some(Err(e)) = staging.map(Staging::commit) {
+                    tracing::warn!(model = document.model, "cannot clear the staging: {e}");
                 }
                 match install::prune(root, &document.model, self.config.keep_versions) {
                     Ok(pruned) if !pruned.is_empty() => {
@@ -285,9 +291,6 @@ impl Updater {
                         tracing::error!("cannot take the failed version out: {e}");
                     }
                     self.registry.settle(&document.model);
-                }
-                if let Some(staging) = staging {
-                    staging.discard();
                 }
                 Err((UpdateState::RolledBack, error))
             }

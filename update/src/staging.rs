@@ -124,9 +124,9 @@ impl Staging {
         Ok(())
     }
 
-    /// The update failed: whatever it downloaded goes.
-    pub fn discard(self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+    /// Whatever an update of `document`'s version staged goes (nothing when none did).
+    pub fn remove(root: &Path, document: &UpdateDocument) {
+        let _ = std::fs::remove_dir_all(Staging::dir_of(root, document));
     }
 }
 
