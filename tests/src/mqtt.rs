@@ -253,3 +253,23 @@ fn message(publish: &Publish) -> Message {
         user_properties: properties.user_properties.into_iter().collect(),
     }
 }
+
+/// The arguments of `destino-edge mqtt` against the broker on `port`, serving `repository`
+/// (its HTTP API on a free loopback port).
+pub fn bridge_args(port: u16, repository: &Path) -> Vec<String> {
+    [
+        "mqtt",
+        "--broker",
+        "127.0.0.1",
+        "--mqtt-port",
+        &port.to_string(),
+        "--model-repository",
+        &repository.display().to_string(),
+        "--http-address",
+        "127.0.0.1",
+        "--http-port",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec()
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use destino_tests::https::FileServer;
-use destino_tests::mqtt::{Broker, Device};
+use destino_tests::mqtt::{Broker, Device, bridge_args};
 use destino_tests::server::TestServer;
 use destino_tests::shared_models;
 use ring::rand::SystemRandom;
@@ -461,42 +461,54 @@ fn a_kill_at_each_step_ends_with_a_complete_version_after_restart() {
     }
 }
 
+/// `destino-edge mqtt` as device `client_id`, once it has subscribed to its update topic
+/// (`subscribed`, the template filled in).
+fn start_mqtt_edge(
+    broker: &Broker,
+    client_id: &str,
+    repository: &Path,
+    extra: &[&str],
+    subscribed: &str,
+) -> TestServer {
+    let mut args = bridge_args(broker.port, repository);
+    args.extend(
+        ["--client-id", client_id]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let edge = TestServer::spawn_program("destino-edge", &args);
+    let start = Instant::now();
+    while !edge.output().contains(subscribed) {
+        assert!(start.elapsed() < WAIT, "not subscribed:\n{}", edge.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    edge
+}
+
 #[test]
 fn mqtt_updates_report_each_state_retained() {
     let files = served_files();
     let https = FileServer::start(files.path());
     let repo = repository();
     let broker = Broker::start("");
-    let port = broker.port.to_string();
-    let args = [
-        "mqtt",
-        "--broker",
-        "127.0.0.1",
-        "--mqtt-port",
-        &port,
-        "--client-id",
+    let edge = start_mqtt_edge(
+        &broker,
         "pi-7",
-        "--model-repository",
-        repo.path().to_str().unwrap(),
-        "--http-address",
-        "127.0.0.1",
-        "--http-port",
-        "0",
-        "--model",
-        "digits",
-        "--update-topic",
-        "devices/{client_id}/models/update",
-        "--update-ca-file",
-        https.ca_file().to_str().unwrap(),
-        "--update-retries",
-        "0",
-    ];
-    let edge = TestServer::spawn_program("destino-edge", &args);
-    let start = Instant::now();
-    while !edge.output().contains("devices/pi-7/models/update") {
-        assert!(start.elapsed() < WAIT, "not subscribed:\n{}", edge.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        repo.path(),
+        &[
+            "--model",
+            "digits",
+            "--update-topic",
+            "devices/{client_id}/models/update",
+            "--update-ca-file",
+            https.ca_file().to_str().unwrap(),
+            "--update-retries",
+            "0",
+        ],
+        "devices/pi-7/models/update",
+    );
     let status_topic = "devices/pi-7/models/update/status";
     let operator = Device::connect(broker.port, "operator", &[status_topic], None);
     std::thread::sleep(Duration::from_millis(300));
@@ -567,34 +579,18 @@ fn a_device_with_no_model_gets_its_first_over_mqtt_from_a_file_url() {
     let files = served_files();
     let repo = tempfile::tempdir().unwrap();
     let broker = Broker::start("");
-    let port = broker.port.to_string();
-    let edge = TestServer::spawn_program(
-        "destino-edge",
+    let edge = start_mqtt_edge(
+        &broker,
+        "pi-8",
+        repo.path(),
         &[
-            "mqtt",
-            "--broker",
-            "127.0.0.1",
-            "--mqtt-port",
-            &port,
-            "--client-id",
-            "pi-8",
-            "--model-repository",
-            repo.path().to_str().unwrap(),
-            "--http-address",
-            "127.0.0.1",
-            "--http-port",
-            "0",
             "--update-topic",
             "fleet/{client_id}/update",
             "--update-status-topic",
             "fleet/{client_id}/status",
         ],
+        "fleet/pi-8/update",
     );
-    let start = Instant::now();
-    while !edge.output().contains("fleet/pi-8/update") {
-        assert!(start.elapsed() < WAIT, "not subscribed:\n{}", edge.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert_eq!(infer(&edge), Err(404), "no model yet");
     let operator = Device::connect(broker.port, "operator-8", &["fleet/pi-8/status"], None);
     std::thread::sleep(Duration::from_millis(300));
