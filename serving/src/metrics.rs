@@ -31,6 +31,8 @@ pub struct Metrics {
     model_ready: IntGaugeVec,
     /// HTTP responses by matched route and status code.
     http_responses: IntCounterVec,
+    /// Model updates by model and final state (`ready`, `failed`, `rolled_back`).
+    updates: IntCounterVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -100,6 +102,11 @@ impl Metrics {
                 "HTTP responses by route and status",
                 &["route", "status"],
             ),
+            updates: counter(
+                "destino_model_updates_total",
+                "Model updates by model and final state",
+                &["model", "state"],
+            ),
         };
         for collector in [
             Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -111,6 +118,7 @@ impl Metrics {
             Box::new(metrics.model_info.clone()),
             Box::new(metrics.model_ready.clone()),
             Box::new(metrics.http_responses.clone()),
+            Box::new(metrics.updates.clone()),
         ] {
             metrics
                 .registry
@@ -195,6 +203,11 @@ impl Metrics {
         self.http_responses
             .with_label_values(&[route, &status.to_string()])
             .inc();
+    }
+
+    /// One model update that ended in `state` (`ready`, `failed` or `rolled_back`).
+    pub fn count_update(&self, model: &str, state: &str) {
+        self.updates.with_label_values(&[model, state]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -145,6 +145,20 @@ pub enum UpdateState {
     RolledBack,
 }
 
+impl UpdateState {
+    /// The state's name in status messages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Downloading => "downloading",
+            UpdateState::Verifying => "verifying",
+            UpdateState::Loading => "loading",
+            UpdateState::Ready => "ready",
+            UpdateState::Failed => "failed",
+            UpdateState::RolledBack => "rolled_back",
+        }
+    }
+}
+
 /// One status message: `{"id", "model", "version", "state", "reason", "kind"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpdateStatus {

@@ -161,6 +161,13 @@ fn updates_install_switch_prune_and_repeat_idempotently() {
         assert_eq!(status, 400, "{body}");
         assert!(body["error"].as_str().unwrap().contains("older"), "{body}");
         assert!(staging_is_empty(repo.path()));
+        let counted = |state: &str| {
+            server.metric(
+                "destino_model_updates_total",
+                &format!("model=\"digits\",state=\"{state}\""),
+            )
+        };
+        assert_eq!((counted("ready"), counted("failed")), (3.0, 1.0));
     }
 }
 

@@ -213,6 +213,7 @@ impl Updater {
         resumed: &[String],
     ) -> Result<(), ApiError> {
         for (name, source) in document.sources() {
+            let part = staging.part(name);
             if staging.verified(name).is_file() {
                 // Verified by an earlier try; checked again, as it sat on disk since.
                 let sha = sha256_file(&staging.verified(name))
@@ -220,9 +221,11 @@ impl Updater {
                 if sha == source.sha256 {
                     continue;
                 }
-                let _ = std::fs::rename(staging.verified(name), staging.part(name));
+                // Damaged since (a power cut before its blocks reached the disk): again.
+                let _ = std::fs::remove_file(staging.verified(name));
+                let _ = std::fs::remove_file(&part);
+                self.fetcher.fetch(&source.url, &part)?;
             }
-            let part = staging.part(name);
             let mut sha = sha256_file(&part).map_err(|e| staging::storage("read", &part, e))?;
             if sha != source.sha256 && resumed.iter().any(|r| r == name) {
                 tracing::warn!(
@@ -310,6 +313,9 @@ impl ModelUpdates for Updater {
             Ok(ready) => ready,
             Err((state, error)) => UpdateStatus::failed(&document, state, &error),
         };
+        self.registry
+            .metrics()
+            .count_update(&document.model, last.state.as_str());
         self.emit(&last, report);
         last
     }
