@@ -227,6 +227,9 @@ pub trait ModelUpdates: Send + Sync + std::fmt::Debug {
 
     /// Adds a listener; it is first given the last status of each model updated so far.
     fn listen(&self, listener: StatusListener);
+
+    /// The last status of `model`'s updates since start (the one in progress, if any).
+    fn last(&self, model: &str) -> Option<UpdateStatus>;
 }
 
 #[cfg(test)]

@@ -168,6 +168,12 @@ fn updates_install_switch_prune_and_repeat_idempotently() {
             )
         };
         assert_eq!((counted("ready"), counted("failed")), (3.0, 1.0));
+        // The last update's status, for a client whose POST did not wait for the end.
+        let last = server.client.get("/v2/repository/models/digits/update");
+        assert_eq!(last.status, 200);
+        assert_eq!(last.json()["state"], "failed", "{}", last.text());
+        let none = server.client.get("/v2/repository/models/other/update");
+        assert_eq!(none.status, 404, "{}", none.text());
     }
 }
 

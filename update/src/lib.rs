@@ -327,6 +327,10 @@ impl ModelUpdates for Updater {
         }
         lock(&self.listeners).push(Listener(listener));
     }
+
+    fn last(&self, model: &str) -> Option<UpdateStatus> {
+        lock(&self.last).get(model).cloned()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

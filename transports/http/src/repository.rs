@@ -93,16 +93,7 @@ pub async fn update(
     Path(model): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
-    let updates = match &state.service.updates {
-        Some(updates) if state.options.updates => updates.clone(),
-        _ => {
-            return Err(HttpError(ApiError::new(
-                ErrorKind::FailedPrecondition,
-                "updates_off",
-                "model updates over HTTP are off: start destino with --http-updates",
-            )));
-        }
-    };
+    let updates = http_updates(&state)?;
     let document = UpdateDocument::parse(&body)?;
     if document.model != model {
         return Err(HttpError(ApiError::invalid(format!(
@@ -123,4 +114,32 @@ pub async fn update(
     }
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Ok((code, Json(body)))
+}
+
+/// The last status of the model's updates since start: the one in progress, or how the
+/// last one ended (404 when there was none).
+pub async fn update_status(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, HttpError> {
+    let status = http_updates(&state)?.last(&model).ok_or_else(|| {
+        HttpError(ApiError::not_found(format!(
+            "no update of model `{model}` since this server started"
+        )))
+    })?;
+    Ok(Json(status.to_json()))
+}
+
+/// The updater, when updates over HTTP are on.
+fn http_updates(
+    state: &AppState,
+) -> Result<std::sync::Arc<dyn destino_serving::update::ModelUpdates>, HttpError> {
+    match &state.service.updates {
+        Some(updates) if state.options.updates => Ok(updates.clone()),
+        _ => Err(HttpError(ApiError::new(
+            ErrorKind::FailedPrecondition,
+            "updates_off",
+            "model updates over HTTP are off: start destino with --http-updates",
+        ))),
+    }
 }

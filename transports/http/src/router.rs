@@ -187,11 +187,11 @@ pub fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 doc(
                     "post",
                     "/v2/repository/models/{model}/update",
-                    "Install a new version from an update document; answers once it serves or failed",
+                    "Install a new version from an update document, answered once it serves or failed (GET: the last update's status)",
                 ),
                 "UpdateDocument",
             ),
-            post(repository::update),
+            post(repository::update).get(repository::update_status),
         ),
         (
             with_body(
