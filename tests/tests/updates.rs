@@ -664,3 +664,44 @@ fn an_unfinished_update_overtaken_by_a_newer_one_is_dropped_at_the_next_start() 
     assert_eq!(infer(&restarted).unwrap(), "3");
     assert_eq!(versions(repo.path()), ["1", "3"]);
 }
+
+#[test]
+fn unusable_update_keys_and_cas_stop_the_start() {
+    let repo = repository();
+    let garbage = repo.path().join("digits/1/model.onnx");
+    for (flag, value, says) in [
+        (
+            "--update-public-key",
+            "/nonexistent/key.pem",
+            "cannot read the public key",
+        ),
+        (
+            "--update-public-key",
+            garbage.to_str().unwrap(),
+            "not usable",
+        ),
+        (
+            "--update-ca-file",
+            garbage.to_str().unwrap(),
+            "no CA certificate",
+        ),
+    ] {
+        let out = std::process::Command::new(destino_tests::binary("destino-edge"))
+            .args([
+                "serve",
+                "--http-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--http-updates",
+            ])
+            .arg("--model-repository")
+            .arg(repo.path())
+            .args([flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value}: started");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+}
