@@ -293,6 +293,14 @@ impl ServeArgs {
     ) -> ExitCode {
         let registry = Arc::new(registry);
         let mut service = Service::new(registry.clone(), self.service_options());
+        if self.updates.http_updates
+            && self.api_key.as_deref().is_none_or(str::is_empty)
+            && self.updates.update_public_key.is_none()
+        {
+            tracing::warn!(
+                "model updates over HTTP are open to anyone who reaches this port: set --api-key or --update-public-key, or --http-updates false"
+            );
+        }
         if self.updates.enabled() {
             match self.updates.updater(registry) {
                 Ok(updater) => service = service.with_updates(updater),

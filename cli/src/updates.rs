@@ -1,5 +1,6 @@
-//! The model-update flags both binaries share, and the updater they describe: on when
-//! `--http-updates` is given or a transport takes updates (the edge's MQTT update topic).
+//! The model-update flags both binaries share, and the updater they describe: on unless
+//! `--http-updates false` turns the HTTP route off and no transport takes updates (the edge's
+//! MQTT update topic).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +13,15 @@ use destino_update::{FetchOptions, PublicKey, UpdateConfig, Updater};
 #[derive(Debug, Clone, Args)]
 pub struct UpdateArgs {
     /// Take update documents on `POST /v2/repository/models/{name}/update` (behind
-    /// --api-key when one is set).
-    #[arg(long, env = "DESTINO_HTTP_UPDATES")]
+    /// --api-key when one is set); `--http-updates false` turns the route off.
+    #[arg(
+        long,
+        env = "DESTINO_HTTP_UPDATES",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     pub http_updates: bool,
     /// Take only updates signed with this ed25519 public key (PEM, or base64 of its 32 bytes).
     #[arg(long, env = "DESTINO_UPDATE_PUBLIC_KEY")]

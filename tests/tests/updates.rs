@@ -70,7 +70,6 @@ fn serve_args<'a>(repository: &'a Path, https: &'a FileServer, extra: &[&'a str]
         "0",
         "--model-repository",
         repository.to_str().unwrap(),
-        "--http-updates",
         "--update-ca-file",
         https.ca_file().to_str().unwrap(),
     ];
@@ -129,6 +128,14 @@ fn updates_install_switch_prune_and_repeat_idempotently() {
         let repo = repository();
         let server = start(program, repo.path(), &https, &["--keep-versions", "2"]);
         assert_eq!(infer(&server).unwrap(), "1");
+        // On by default, and said to be open without a key.
+        assert!(
+            server
+                .output()
+                .contains("open to anyone who reaches this port"),
+            "{}",
+            server.output()
+        );
 
         let mut v2 = document(files.path(), &https, 2, "digits.onnx");
         v2["files"] = json!({"notes.txt": {"url": https.url("notes.txt"),
@@ -302,6 +309,11 @@ fn signed_updates_only_when_a_key_is_given() {
         repo.path(),
         &https,
         &["--update-public-key", &key_file],
+    );
+    assert!(
+        !server.output().contains("open to anyone"),
+        "{}",
+        server.output()
     );
     let mut doc = document(files.path(), &https, 2, "digits.onnx");
     let message = format!(
@@ -601,6 +613,8 @@ fn a_device_with_no_model_gets_its_first_over_mqtt_from_a_file_url() {
             "fleet/{client_id}/update",
             "--update-status-topic",
             "fleet/{client_id}/status",
+            "--http-updates",
+            "false",
         ],
         "fleet/pi-8/update",
     );
@@ -621,11 +635,14 @@ fn a_device_with_no_model_gets_its_first_over_mqtt_from_a_file_url() {
     assert_eq!(last["state"], "ready", "{last}");
     assert_eq!(infer(&edge).unwrap(), "1");
 
-    // Updates came over MQTT only: the HTTP route stays off.
+    // Updates come over MQTT only: the HTTP route is off.
     let (status, body) = update(&edge, &doc);
     assert_eq!(status, 400);
     assert!(
-        body["error"].as_str().unwrap().contains("--http-updates"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--http-updates false"),
         "{body}"
     );
 }

@@ -139,7 +139,7 @@ fn http_updates(
         _ => Err(HttpError(ApiError::new(
             ErrorKind::FailedPrecondition,
             "updates_off",
-            "model updates over HTTP are off: start destino with --http-updates",
+            "model updates over HTTP are off (--http-updates false)",
         ))),
     }
 }
