@@ -23,7 +23,7 @@ pub(crate) fn front_door(
     let options = (args.grpc_port != 0).then(|| destino_grpc::GrpcOptions {
         address: std::net::SocketAddr::new(args.http_address, args.grpc_port),
         max_message_bytes: args.max_body_bytes,
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        api_key: args.api_key().map(str::to_string),
     });
     async move {
         let Some(options) = options else {

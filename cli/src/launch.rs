@@ -172,12 +172,17 @@ impl ServeArgs {
             .unwrap_or_else(|| PathBuf::from("models"))
     }
 
+    /// `--api-key`, when one is set (an empty key is none).
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref().filter(|k| !k.is_empty())
+    }
+
     pub fn http_options(&self) -> HttpOptions {
         HttpOptions {
             max_body_bytes: self.max_body_bytes,
             body_read_timeout: (self.body_read_timeout_ms > 0)
                 .then(|| Duration::from_millis(self.body_read_timeout_ms)),
-            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            api_key: self.api_key().map(str::to_string),
             cors_origins: self.cors_allow_origin.clone(),
             updates: self.updates.http_updates,
         }
@@ -294,7 +299,7 @@ impl ServeArgs {
         let registry = Arc::new(registry);
         let mut service = Service::new(registry.clone(), self.service_options());
         if self.updates.http_updates
-            && self.api_key.as_deref().is_none_or(str::is_empty)
+            && self.api_key().is_none()
             && self.updates.update_public_key.is_none()
         {
             tracing::warn!(

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use destino_core::Error;
 use destino_core::engine::{EngineConfig, EngineLoader};
-use destino_core::repository::{Repository, is_valid_model_name};
+use destino_core::repository::{ModelEntry, ModelVersion, Repository, is_valid_model_name};
 
 use crate::metrics::Metrics;
 use crate::served::{Fingerprint, LoadContext, ServedModel, ServingDefaults, Supervision};
@@ -60,6 +60,16 @@ pub enum RegistryError {
     InvalidName(String),
     #[error("loading model `{name}` failed: {source}")]
     Load { name: String, source: Error },
+}
+
+/// `name`'s entry in the repository and its newest version.
+fn newest<'r>(
+    repository: &'r Repository,
+    name: &str,
+) -> Option<(&'r ModelEntry, &'r ModelVersion)> {
+    repository
+        .get(name)
+        .and_then(|entry| Some((entry, entry.newest()?)))
 }
 
 /// Load parameters (Triton's `config`, `file:...`) are refused, not ignored: destino loads
@@ -280,10 +290,7 @@ impl Registry {
             name: name.to_string(),
             source,
         })?;
-        let Some((entry, version)) = repository
-            .get(name)
-            .and_then(|entry| Some((entry, entry.newest()?)))
-        else {
+        let Some((entry, version)) = newest(&repository, name) else {
             return Err(RegistryError::UnknownModel(name.to_string()));
         };
         self.set_state(name, ModelState::Loading, Fingerprint::of(entry, version));
@@ -338,15 +345,12 @@ impl Registry {
         let Ok(repository) = Repository::scan(&self.root) else {
             return;
         };
-        let Some((entry, newest)) = repository
-            .get(name)
-            .and_then(|entry| Some((entry, entry.newest()?)))
-        else {
+        let Some((entry, version)) = newest(&repository, name) else {
             return;
         };
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = slots.get_mut(name) {
-            slot.attempted = Some(Fingerprint::of(entry, newest));
+            slot.attempted = Some(Fingerprint::of(entry, version));
         }
     }
 

@@ -69,6 +69,17 @@ pub fn add_model(root: &Path, name: &str, version: Option<u64>) -> PathBuf {
     dir
 }
 
+/// A repository serving the shared digits random forest as `digits` version 1 (copied, so
+/// a test may change the folder).
+pub fn digits_repository() -> tempfile::TempDir {
+    let repository = tempfile::tempdir().expect("temporary folder");
+    let version = repository.path().join("digits/1");
+    std::fs::create_dir_all(&version).expect("model folder");
+    std::fs::copy(model_path("sklearn_digits_rf"), version.join("model.onnx"))
+        .expect("copying the model");
+    repository
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
-use destino_tests::server::TestServer;
+use destino_tests::server::{TestServer, digits_repository};
 use destino_tests::{binary, bundled_models, shared_models};
 use serde_json::Value;
 
@@ -290,19 +290,6 @@ fn a_bad_input_is_refused_before_any_work() {
         );
         assert!(!target.exists());
     }
-}
-
-/// A repository serving the shared digits random forest as `digits`.
-fn digits_repository() -> tempfile::TempDir {
-    let repository = tempfile::tempdir().unwrap();
-    let version = repository.path().join("digits/1");
-    std::fs::create_dir_all(&version).unwrap();
-    std::fs::copy(
-        shared_models().join("sklearn_digits_rf.onnx"),
-        version.join("model.onnx"),
-    )
-    .unwrap();
-    repository
 }
 
 fn batch_in(

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use destino_tests::https::FileServer;
 use destino_tests::mqtt::{Broker, Device, bridge_args};
-use destino_tests::server::TestServer;
+use destino_tests::server::{TestServer, digits_repository};
 use destino_tests::shared_models;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -35,19 +35,6 @@ fn served_files() -> tempfile::TempDir {
     std::fs::copy(digits, dir.path().join("digits.onnx")).unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"retrained on 2026-12-06\n").unwrap();
     std::fs::write(dir.path().join("garbage.onnx"), vec![0x5a; 4096]).unwrap();
-    dir
-}
-
-/// A repository serving the digits model as `digits` version 1.
-fn repository() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let version = dir.path().join("digits/1");
-    std::fs::create_dir_all(&version).unwrap();
-    std::fs::copy(
-        shared_models().join("sklearn_digits_rf.onnx"),
-        version.join("model.onnx"),
-    )
-    .unwrap();
     dir
 }
 
@@ -125,7 +112,7 @@ fn updates_install_switch_prune_and_repeat_idempotently() {
     let files = served_files();
     let https = FileServer::start(files.path());
     for program in ["destino-edge", "destino-server"] {
-        let repo = repository();
+        let repo = digits_repository();
         let server = start(program, repo.path(), &https, &["--keep-versions", "2"]);
         assert_eq!(infer(&server).unwrap(), "1");
         // On by default, and said to be open without a key.
@@ -188,7 +175,7 @@ fn updates_install_switch_prune_and_repeat_idempotently() {
 fn refused_updates_leave_the_serving_version_serving() {
     let files = served_files();
     let https = FileServer::start(files.path());
-    let repo = repository();
+    let repo = digits_repository();
     let server = start(
         "destino-edge",
         repo.path(),
@@ -282,7 +269,7 @@ fn refused_updates_leave_the_serving_version_serving() {
 fn signed_updates_only_when_a_key_is_given() {
     let files = served_files();
     let https = FileServer::start(files.path());
-    let repo = repository();
+    let repo = digits_repository();
     let random = SystemRandom::new();
     let pair = |_| {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&random).unwrap();
@@ -341,7 +328,7 @@ fn signed_updates_only_when_a_key_is_given() {
 fn an_update_under_load_fails_no_request_and_never_goes_back() {
     let files = served_files();
     let https = FileServer::start(files.path());
-    let repo = repository();
+    let repo = digits_repository();
     let server = Arc::new(start("destino-edge", repo.path(), &https, &[]));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
@@ -379,7 +366,7 @@ fn an_update_under_load_fails_no_request_and_never_goes_back() {
 fn a_download_cut_off_by_the_server_resumes_where_it_stopped() {
     let files = served_files();
     let https = Arc::new(FileServer::start(files.path()));
-    let repo = repository();
+    let repo = digits_repository();
     let server = Arc::new(start(
         "destino-edge",
         repo.path(),
@@ -440,7 +427,7 @@ fn a_kill_at_each_step_ends_with_a_complete_version_after_restart() {
     let https = FileServer::start(files.path());
     let expected = sha256(&files.path().join("digits.onnx"));
     for step in ["downloading", "verifying", "loading", "committing"] {
-        let repo = repository();
+        let repo = digits_repository();
         let args = serve_args(repo.path(), &https, &[]);
         let stalled = TestServer::spawn_program_with_env(
             "destino-edge",
@@ -516,7 +503,7 @@ fn start_mqtt_edge(
 fn mqtt_updates_report_each_state_retained() {
     let files = served_files();
     let https = FileServer::start(files.path());
-    let repo = repository();
+    let repo = digits_repository();
     let broker = Broker::start("");
     let edge = start_mqtt_edge(
         &broker,
@@ -651,7 +638,7 @@ fn a_device_with_no_model_gets_its_first_over_mqtt_from_a_file_url() {
 fn an_unfinished_update_overtaken_by_a_newer_one_is_dropped_at_the_next_start() {
     let files = served_files();
     let https = FileServer::start(files.path());
-    let repo = repository();
+    let repo = digits_repository();
     let args = serve_args(repo.path(), &https, &["--update-retries", "0"]);
     let server = TestServer::spawn_program("destino-edge", &args);
     server.wait_ready();
@@ -684,7 +671,7 @@ fn an_unfinished_update_overtaken_by_a_newer_one_is_dropped_at_the_next_start() 
 
 #[test]
 fn unusable_update_keys_and_cas_stop_the_start() {
-    let repo = repository();
+    let repo = digits_repository();
     let garbage = repo.path().join("digits/1/model.onnx");
     for (flag, value, says) in [
         (

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use destino_serving::{ApiError, ErrorKind};
+
+use crate::staging::storage;
 use ureq::Agent;
 use ureq::http::StatusCode;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
@@ -59,14 +61,6 @@ pub const NETWORK: &str = "network";
 
 fn broken(message: String) -> ApiError {
     ApiError::new(ErrorKind::BadGateway, NETWORK, message)
-}
-
-fn local(what: &str, path: &Path, e: std::io::Error) -> ApiError {
-    ApiError::new(
-        ErrorKind::FailedPrecondition,
-        "storage",
-        format!("cannot {what} {}: {e}", path.display()),
-    )
 }
 
 impl Fetcher {
@@ -193,7 +187,7 @@ impl Fetcher {
             .truncate(offset == 0)
             .append(offset > 0)
             .open(part)
-            .map_err(|e| Failure::Final(local("write", part, e)))?;
+            .map_err(|e| Failure::Final(storage("write", part, e)))?;
         let mut written = offset;
         let mut buffer = vec![0u8; 256 << 10];
         loop {
@@ -214,11 +208,11 @@ impl Fetcher {
             written += n as u64;
             self.check_size(written, url)?;
             file.write_all(&buffer[..n])
-                .map_err(|e| Failure::Final(local("write", part, e)))?;
+                .map_err(|e| Failure::Final(storage("write", part, e)))?;
             crate::stall::at_download(written);
         }
         file.sync_all()
-            .map_err(|e| Failure::Final(local("sync", part, e)))
+            .map_err(|e| Failure::Final(storage("sync", part, e)))
     }
 
     fn copy_local(&self, path: &str, part: &Path) -> Result<Fetched, ApiError> {
@@ -322,7 +316,7 @@ fn resumes_at(response: &ureq::http::Response<ureq::Body>, have: u64) -> bool {
 fn truncate(part: &Path) -> Result<(), Failure> {
     File::create(part)
         .map(drop)
-        .map_err(|e| Failure::Final(local("truncate", part, e)))
+        .map_err(|e| Failure::Final(storage("truncate", part, e)))
 }
 
 /// The local path of a `file://` URL (`file:///p` or `file://localhost/p`), %-decoded.

@@ -216,8 +216,7 @@ impl Updater {
             let part = staging.part(name);
             if staging.verified(name).is_file() {
                 // Verified by an earlier try; checked again, as it sat on disk since.
-                let sha = sha256_file(&staging.verified(name))
-                    .map_err(|e| staging::storage("read", &staging.verified(name), e))?;
+                let sha = sha256(&staging.verified(name))?;
                 if sha == source.sha256 {
                     continue;
                 }
@@ -226,7 +225,7 @@ impl Updater {
                 let _ = std::fs::remove_file(&part);
                 self.fetcher.fetch(&source.url, &part)?;
             }
-            let mut sha = sha256_file(&part).map_err(|e| staging::storage("read", &part, e))?;
+            let mut sha = sha256(&part)?;
             if sha != source.sha256 && resumed.iter().any(|r| r == name) {
                 tracing::warn!(
                     file = name,
@@ -234,7 +233,7 @@ impl Updater {
                 );
                 let _ = std::fs::remove_file(&part);
                 self.fetcher.fetch(&source.url, &part)?;
-                sha = sha256_file(&part).map_err(|e| staging::storage("read", &part, e))?;
+                sha = sha256(&part)?;
             }
             if sha != source.sha256 {
                 let _ = std::fs::remove_file(&part);
@@ -331,6 +330,11 @@ impl ModelUpdates for Updater {
     fn last(&self, model: &str) -> Option<UpdateStatus> {
         lock(&self.last).get(model).cloned()
     }
+}
+
+/// A staged file's sha256; a file that cannot be read is the device's storage failing.
+fn sha256(path: &Path) -> Result<String, ApiError> {
+    sha256_file(path).map_err(|e| staging::storage("read", path, e))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use destino_serving::blocking::off_executor;
 use destino_serving::registry::refuse_load_parameters;
 use destino_serving::update::UpdateDocument;
@@ -92,7 +92,7 @@ pub async fn update(
     State(state): State<AppState>,
     Path(model): Path<String>,
     RawBody(body): RawBody,
-) -> Result<(StatusCode, Json<Value>), HttpError> {
+) -> Result<Response, HttpError> {
     let updates = http_updates(&state)?;
     let document = UpdateDocument::parse(&body)?;
     if document.model != model {
@@ -105,15 +105,14 @@ pub async fn update(
         updates.apply(document, &|_| {})
     })
     .await?;
-    let code = status.kind.map_or(200, ErrorKind::status_code);
     let mut body = status.to_json();
-    if let Some(reason) = &status.reason
-        && status.kind.is_some()
-    {
-        body["error"] = Value::from(reason.as_str());
+    match (status.kind, status.reason) {
+        (Some(kind), Some(reason)) => {
+            body["error"] = Value::from(reason.as_str());
+            Ok(HttpError::new(kind, "update", reason).respond(body))
+        }
+        _ => Ok(Json(body).into_response()),
     }
-    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok((code, Json(body)))
 }
 
 /// The last status of the model's updates since start: the one in progress, or how the
