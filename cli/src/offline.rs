@@ -48,6 +48,23 @@ impl ToleranceArgs {
     }
 }
 
+/// `profile`: where an engine spends its time on a model, per operator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfileArgs {
+    /// The `.onnx` model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Inputs: an `.npz` whose keys are the model's input names.
+    #[arg(long)]
+    pub inputs: PathBuf,
+    /// Timed runs (after one untimed run); the table shows the mean per run.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// How many of the slowest nodes to list after the per-operator table.
+    #[arg(long, default_value_t = 10)]
+    pub nodes: usize,
+}
+
 /// `inspect`: inputs, outputs, opsets and operator coverage of a model.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InspectArgs {

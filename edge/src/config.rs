@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use destino_batch::BatchArgs;
-use destino_cli::offline::{InspectArgs, RunArgs};
+use destino_cli::offline::{InspectArgs, ProfileArgs, RunArgs};
 use destino_cli::probe::ProbeArgs;
 use destino_cli::{DestinationDefaults, ServeArgs};
 use destino_core::EngineConfig;
@@ -37,6 +37,8 @@ pub enum Command {
     Batch(BatchArgs),
     /// Score the tensors of an .npz file and write the outputs to another .npz.
     Run(RunArgs),
+    /// Time each operator of tract's optimised plan on the inputs of an .npz file.
+    Profile(ProfileArgs),
     /// Show a model's inputs, outputs, opsets and whether tract can run all its operators.
     Inspect(InspectArgs),
     /// GET an http:// URL and succeed on 2xx: a container health check without curl.

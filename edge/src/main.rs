@@ -6,11 +6,12 @@ use clap::Parser;
 use destino_cli::Transport;
 use destino_cli::machine::this_machine;
 use destino_cli::offline::run_command;
+use destino_core::npz::read_npz;
 use destino_core::offline::{describe, describe_support};
 use destino_core::{Engine, EngineConfig, OnnxModel, loader};
 use destino_edge::config::{Command, EDGE_DEFAULTS, EdgeConfig, MqttCommand};
 use destino_serving::Instances;
-use destino_tract::TractEngine;
+use destino_tract::{TractEngine, describe_profile};
 
 fn main() -> ExitCode {
     destino_cli::memory::tune_allocator(destino_cli::memory::DEVICE_TUNABLES);
@@ -33,6 +34,14 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => TractEngine::load(&args.model, &engine_config)
             .and_then(|mut engine| run_command(&mut engine, args))
+            .unwrap_or_else(|e| fail(&e.to_string())),
+        Command::Profile(args) => TractEngine::load(&args.model, &engine_config)
+            .and_then(|mut engine| {
+                let inputs = read_npz(&args.inputs)?;
+                let profile = engine.profile(&inputs, args.runs)?;
+                print!("{}", describe_profile(&profile, args.nodes));
+                Ok(ExitCode::SUCCESS)
+            })
             .unwrap_or_else(|e| fail(&e.to_string())),
         Command::Inspect(args) => match OnnxModel::read(&args.model) {
             Ok(model) => {

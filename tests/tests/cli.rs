@@ -176,6 +176,60 @@ fn inspect_describes_the_model_and_engine_coverage() {
 }
 
 #[test]
+fn profile_times_each_operator_of_the_tract_plan() {
+    let case = reference_case("ppocr_mobile_v2_cls", None);
+    let files = npz_files(&case);
+    let args = [
+        "profile",
+        "--model",
+        p(&case.model),
+        "--inputs",
+        p(&files.inputs),
+    ];
+    let out = run(
+        "destino-edge",
+        &[&args[..], &["--runs", "3", "--nodes", "2"]].concat(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("operator"), "{stdout}");
+    // Convolutions are tract's matrix products and depthwise kernels, with their rates.
+    let matmul = lines
+        .iter()
+        .find(|l| l.starts_with("OptMatMul "))
+        .expect(&stdout);
+    let rate: f64 = matmul.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(rate > 0.0, "{matmul}");
+    let total = lines
+        .iter()
+        .find(|l| l.starts_with("total"))
+        .expect(&stdout);
+    assert!(total.ends_with("(mean of 3 runs)"), "{total}");
+    let node_rows = lines.iter().skip_while(|l| !l.starts_with("node ")).skip(1);
+    assert_eq!(node_rows.count(), 2, "{stdout}");
+    // Inputs that do not fit the model: the validation error, no table.
+    let wrong = reference_case("sklearn_digits_rf", None);
+    let wrong = npz_files(&wrong);
+    let out = run(
+        "destino-edge",
+        &[
+            "profile",
+            "--model",
+            p(&case.model),
+            "--inputs",
+            p(&wrong.inputs),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("destino-edge: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn clear_errors_for_missing_files() {
     let out = run(
         "destino-edge",

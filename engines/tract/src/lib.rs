@@ -8,9 +8,11 @@ mod empty;
 mod facts;
 mod fold;
 mod gather;
+mod layout;
 mod ml;
 mod panics;
 mod planner;
+mod profile;
 mod rewrite;
 mod shared;
 
@@ -25,6 +27,7 @@ use tract_onnx::prelude::*;
 use crate::convert::{from_tract, to_tract};
 pub use crate::facts::Facts;
 use crate::panics::contained;
+pub use crate::profile::{NodeProfile, OpProfile, Profile, describe as describe_profile};
 use crate::shared::{SharedPlanner, lock};
 
 const ENGINE: &str = "tract";
@@ -99,15 +102,35 @@ impl Engine for TractEngine {
     }
 
     fn notes(&self) -> Vec<String> {
-        match self.facts() {
-            Some(facts) => vec![facts.describe().to_string()],
-            None => vec![
+        let planner = lock(&self.planner);
+        match (planner.facts(), planner.layout()) {
+            (Some(facts), Some(layout)) => {
+                vec![facts.describe().to_string(), layout.to_string()]
+            }
+            _ => vec![
                 "not planned yet: plans are built for the input shapes requests bring".to_string(),
             ],
         }
     }
 
     fn run_validated(&mut self, inputs: &Tensors) -> Result<Tensors> {
+        let (plan, values) = self.prepare(inputs)?;
+        let outputs = contained("running", || plan.runnable.run(values))?
+            .map_err(|e| engine_error(format!("{e:#}")))?;
+        let mut result = Tensors::new();
+        // The graph's outputs, in order; those destino does not serve are dropped.
+        for (name, value) in self.graph_outputs.iter().zip(outputs) {
+            if self.metadata.output(name).is_some() {
+                result.insert(name.clone(), from_tract(name, &value)?);
+            }
+        }
+        Ok(result)
+    }
+}
+
+impl TractEngine {
+    /// The plan for these inputs (built on first use) and the values it takes, in order.
+    fn prepare(&self, inputs: &Tensors) -> Result<(planner::Plan, TVec<TValue>)> {
         let ordered = self
             .metadata
             .inputs
@@ -126,16 +149,14 @@ impl Engine for TractEngine {
             .filter(|(index, _)| !plan.baked.contains(index))
             .map(|(_, t)| Ok(to_tract(t)?.into_tvalue()))
             .collect::<Result<TVec<_>>>()?;
-        let outputs = contained("running", || plan.runnable.run(values))?
-            .map_err(|e| engine_error(format!("{e:#}")))?;
-        let mut result = Tensors::new();
-        // The graph's outputs, in order; those destino does not serve are dropped.
-        for (name, value) in self.graph_outputs.iter().zip(outputs) {
-            if self.metadata.output(name).is_some() {
-                result.insert(name.clone(), from_tract(name, &value)?);
-            }
-        }
-        Ok(result)
+        Ok((plan, values))
+    }
+
+    /// Times each operator of the plan for these inputs over `runs` runs.
+    pub fn profile(&mut self, inputs: &Tensors, runs: usize) -> Result<Profile> {
+        self.metadata.validate_inputs(inputs)?;
+        let (plan, values) = self.prepare(inputs)?;
+        profile::profile(&plan, values, runs)
     }
 }
 

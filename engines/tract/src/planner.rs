@@ -20,6 +20,7 @@ use crate::convert::{datum_type, to_tract};
 use crate::empty;
 use crate::facts::Facts;
 use crate::fold::{decided_ifs, inline_branch};
+use crate::layout::{self, Layout};
 use crate::panics::contained;
 use crate::{ENGINE, engine_error, rewrite, small_integers, unsupported_ops};
 
@@ -32,6 +33,7 @@ const PLAN_CACHE_LOW_MEMORY: usize = 4;
 pub(crate) struct Planned {
     pub(crate) runnable: Arc<TypedRunnableModel>,
     pub(crate) baked: Vec<usize>,
+    pub(crate) layout: Layout,
 }
 
 pub(crate) type Plan = Arc<Planned>;
@@ -47,6 +49,8 @@ pub(crate) struct Planner {
     facts: Facts,
     /// Whether any plan has been built (so `facts` has been tried).
     planned: bool,
+    /// The layout of the plan built last.
+    layout: Option<Layout>,
     path: PathBuf,
     /// The model file's size and modification time at load: a re-read must see the same file.
     stamp: Option<FileStamp>,
@@ -107,6 +111,11 @@ impl Planner {
         self.planned.then_some(self.facts)
     }
 
+    /// How the plan built last lays out its convolutions.
+    pub(crate) fn layout(&self) -> Option<Layout> {
+        self.layout
+    }
+
     /// Maps a tract failure while building a plan: when it names operators of the model
     /// outside the default domain, those are reported as unsupported; otherwise it is an
     /// engine error carrying tract's whole explanation.
@@ -155,6 +164,7 @@ impl Planner {
             self.adopt(facts)?;
         }
         self.planned = true;
+        self.layout = Some(plan.layout);
         let key = self.plan_key(inputs);
         self.plans.put(key, plan.clone());
         Ok(plan)
@@ -243,12 +253,28 @@ impl Planner {
         Ok(baked)
     }
 
-    fn optimise(&self, mut model: InferenceModel, baked: Vec<usize>) -> TractResult<Plan> {
+    /// The optimised plan: channels-first or channels-last, whichever runs `inputs` faster
+    /// (`layout.rs`).
+    fn optimise(
+        &self,
+        mut model: InferenceModel,
+        baked: Vec<usize>,
+        inputs: &[&Tensor],
+    ) -> TractResult<Plan> {
         empty::fold_empty_outputs(&mut model)?;
-        let runnable = model
-            .into_optimized()?
-            .into_runnable_with_options(&self.options)?;
-        Ok(Arc::new(Planned { runnable, baked }))
+        let values = inputs
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !baked.contains(index))
+            .map(|(_, t)| Ok(to_tract(t).map_err(TractError::msg)?.into_tvalue()))
+            .collect::<TractResult<TVec<_>>>()?;
+        let typed = model.into_typed()?.into_decluttered()?;
+        let (runnable, layout) = layout::fastest(typed, &self.options, &values)?;
+        Ok(Arc::new(Planned {
+            runnable,
+            baked,
+            layout,
+        }))
     }
 
     /// The graph parsed with `facts`: the one in memory when it has them, otherwise read
@@ -279,7 +305,7 @@ impl Planner {
     fn build_plan(&self, inputs: &[&Tensor], facts: Facts, with_values: bool) -> TractResult<Plan> {
         let mut model = self.graph(facts)?;
         let baked = self.input_facts(&mut model, inputs, with_values)?;
-        self.optimise(model, baked)
+        self.optimise(model, baked, inputs)
     }
 
     /// tract analyses both branches of an `If` against the same facts, so a branch that is
@@ -304,7 +330,7 @@ impl Planner {
                 .ok_or_else(|| TractError::msg("model has no graph"))?;
             let decided = decided_ifs(&model, graph);
             if decided.is_empty() {
-                return self.optimise(model, baked);
+                return self.optimise(model, baked, inputs);
             }
             for (index, taken) in decided.into_iter().rev() {
                 inline_branch(graph, index, taken)?;
@@ -372,6 +398,7 @@ impl Planner {
             model: Some(model),
             facts,
             planned: false,
+            layout: None,
             path: path.to_path_buf(),
             stamp: FileStamp::of(path),
             ops: onnx.ops.iter().cloned().collect(),

@@ -6,7 +6,7 @@ use destino_core::{Engine, EngineConfig, Tensor, Tensors};
 
 use crate::TractEngine;
 
-fn shared_model(name: &str) -> PathBuf {
+pub(crate) fn shared_model(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/models")
         .join(name)
