@@ -9,9 +9,12 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
-/// Devices: large buffers (model tensors, images, activations) go straight to mmap and back
-/// to the system when freed; two arenas bound per-thread caching.
-pub const DEVICE_TUNABLES: &str = "glibc.malloc.mmap_threshold=262144:glibc.malloc.arena_max=2";
+/// Devices: buffers over 4 MiB (model tensors, large images) go straight to mmap and back to
+/// the system when freed; one arena bounds per-thread caching. A lower threshold (256 KiB
+/// before) sends every activation of a CNN to mmap, and the kernel zero-fills its pages on
+/// every inference: EfficientNet-Lite0 served at 87 ms a request instead of 41, for 23 MB
+/// less resident memory.
+pub const DEVICE_TUNABLES: &str = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=1";
 
 /// Hosts: one arena per core instead of glibc's eight, which bounds the memory each busy
 /// thread keeps (a 1 M-request soak stays flat) while large buffers keep glibc's fast reuse
