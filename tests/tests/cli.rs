@@ -178,18 +178,12 @@ fn inspect_describes_the_model_and_engine_coverage() {
 #[test]
 fn profile_times_each_operator_of_the_tract_plan() {
     let case = reference_case("ppocr_mobile_v2_cls", None);
+    let profile = |inputs: &Path, extra: &[&str]| {
+        let args = ["profile", "--model", p(&case.model), "--inputs", p(inputs)];
+        run("destino-edge", &[&args[..], extra].concat())
+    };
     let files = npz_files(&case);
-    let args = [
-        "profile",
-        "--model",
-        p(&case.model),
-        "--inputs",
-        p(&files.inputs),
-    ];
-    let out = run(
-        "destino-edge",
-        &[&args[..], &["--runs", "3", "--nodes", "2"]].concat(),
-    );
+    let out = profile(&files.inputs, &["--runs", "3", "--nodes", "2"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
@@ -211,16 +205,7 @@ fn profile_times_each_operator_of_the_tract_plan() {
     // Inputs that do not fit the model: the validation error, no table.
     let wrong = reference_case("sklearn_digits_rf", None);
     let wrong = npz_files(&wrong);
-    let out = run(
-        "destino-edge",
-        &[
-            "profile",
-            "--model",
-            p(&case.model),
-            "--inputs",
-            p(&wrong.inputs),
-        ],
-    );
+    let out = profile(&wrong.inputs, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).starts_with("destino-edge: "),
