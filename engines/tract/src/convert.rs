@@ -23,6 +23,16 @@ pub(crate) fn datum_type(dtype: DType) -> DatumType {
     }
 }
 
+/// The values a plan takes, in order: every input but those it baked in as constants.
+pub(crate) fn plan_values(inputs: &[&Tensor], baked: &[usize]) -> Result<TVec<TValue>> {
+    inputs
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !baked.contains(index))
+        .map(|(_, t)| Ok(to_tract(t)?.into_tvalue()))
+        .collect()
+}
+
 pub(crate) fn to_tract(tensor: &Tensor) -> Result<tract_onnx::prelude::Tensor> {
     fn array<T: Datum + Clone>(shape: &[usize], v: &[T]) -> Result<tract_onnx::prelude::Tensor> {
         tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), v.to_vec())

@@ -55,10 +55,7 @@ impl fmt::Display for Layout {
                 ms(declared),
                 ms(last)
             ),
-            Layout::KeptDeclared {
-                declared: _,
-                last: None,
-            } => write!(
+            Layout::KeptDeclared { last: None, .. } => write!(
                 f,
                 "convolutions as declared (tract could not run them channels-last)"
             ),

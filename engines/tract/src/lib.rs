@@ -24,7 +24,7 @@ use destino_core::{
 };
 use tract_onnx::prelude::*;
 
-use crate::convert::{from_tract, to_tract};
+use crate::convert::{from_tract, plan_values};
 pub use crate::facts::Facts;
 use crate::panics::contained;
 pub use crate::profile::{NodeProfile, OpProfile, Profile, describe as describe_profile};
@@ -103,11 +103,9 @@ impl Engine for TractEngine {
 
     fn notes(&self) -> Vec<String> {
         let planner = lock(&self.planner);
-        match (planner.facts(), planner.layout()) {
-            (Some(facts), Some(layout)) => {
-                vec![facts.describe().to_string(), layout.to_string()]
-            }
-            _ => vec![
+        match planner.facts().zip(planner.layout()) {
+            Some((facts, layout)) => vec![facts.describe().to_string(), layout.to_string()],
+            None => vec![
                 "not planned yet: plans are built for the input shapes requests bring".to_string(),
             ],
         }
@@ -143,12 +141,7 @@ impl TractEngine {
             .collect::<Result<Vec<&Tensor>>>()?;
         // Planning holds the planner (one instance plans a new shape for all); running not.
         let plan = lock(&self.planner).plan(&ordered)?;
-        let values = ordered
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| !plan.baked.contains(index))
-            .map(|(_, t)| Ok(to_tract(t)?.into_tvalue()))
-            .collect::<Result<TVec<_>>>()?;
+        let values = plan_values(&ordered, &plan.baked)?;
         Ok((plan, values))
     }
 

@@ -16,7 +16,7 @@ use tract_onnx::tract_core::tract_linalg::multithread::Executor;
 use tract_onnx::tract_hir::infer::InferenceModelExt;
 use tract_onnx::tract_hir::ops::konst::Const;
 
-use crate::convert::{datum_type, to_tract};
+use crate::convert::{datum_type, plan_values, to_tract};
 use crate::empty;
 use crate::facts::Facts;
 use crate::fold::{decided_ifs, inline_branch};
@@ -47,9 +47,8 @@ pub(crate) struct Planner {
     model: Option<InferenceModel>,
     /// The file's facts plans use: the first set a plan succeeded with (sticky).
     facts: Facts,
-    /// Whether any plan has been built (so `facts` has been tried).
-    planned: bool,
-    /// The layout of the plan built last.
+    /// The layout of the plan built last; `None` before any plan (so before `facts` has
+    /// been tried).
     layout: Option<Layout>,
     path: PathBuf,
     /// The model file's size and modification time at load: a re-read must see the same file.
@@ -108,7 +107,7 @@ impl Planner {
 
     /// The facts the plans so far were built with (`None` before the first plan).
     pub(crate) fn facts(&self) -> Option<Facts> {
-        self.planned.then_some(self.facts)
+        self.layout.is_some().then_some(self.facts)
     }
 
     /// How the plan built last lays out its convolutions.
@@ -163,7 +162,6 @@ impl Planner {
         if facts != self.facts {
             self.adopt(facts)?;
         }
-        self.planned = true;
         self.layout = Some(plan.layout);
         let key = self.plan_key(inputs);
         self.plans.put(key, plan.clone());
@@ -262,12 +260,7 @@ impl Planner {
         inputs: &[&Tensor],
     ) -> TractResult<Plan> {
         empty::fold_empty_outputs(&mut model)?;
-        let values = inputs
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| !baked.contains(index))
-            .map(|(_, t)| Ok(to_tract(t).map_err(TractError::msg)?.into_tvalue()))
-            .collect::<TractResult<TVec<_>>>()?;
+        let values = plan_values(inputs, &baked).map_err(TractError::msg)?;
         let typed = model.into_typed()?.into_decluttered()?;
         let (runnable, layout) = layout::fastest(typed, &self.options, &values)?;
         Ok(Arc::new(Planned {
@@ -397,7 +390,6 @@ impl Planner {
         Ok(Planner {
             model: Some(model),
             facts,
-            planned: false,
             layout: None,
             path: path.to_path_buf(),
             stamp: FileStamp::of(path),

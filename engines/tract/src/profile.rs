@@ -74,6 +74,7 @@ pub(crate) fn profile(plan: &Plan, inputs: TVec<TValue>, runs: usize) -> Result<
     for node in &model.nodes {
         let name = node.op.name().to_string();
         let fma = fma_of(model, node);
+        let time = times[node.id] / runs as u32;
         let input = node
             .inputs
             .first()
@@ -84,7 +85,7 @@ pub(crate) fn profile(plan: &Plan, inputs: TVec<TValue>, runs: usize) -> Result<
             name: node.name.clone(),
             op: name.clone(),
             input,
-            time: times[node.id] / runs as u32,
+            time,
             fma,
         });
         let entry = ops.entry(name.clone()).or_insert(OpProfile {
@@ -94,7 +95,7 @@ pub(crate) fn profile(plan: &Plan, inputs: TVec<TValue>, runs: usize) -> Result<
             fma: 0,
         });
         entry.nodes += 1;
-        entry.time += times[node.id] / runs as u32;
+        entry.time += time;
         entry.fma += fma;
     }
     let mut ops: Vec<OpProfile> = ops
