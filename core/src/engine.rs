@@ -52,6 +52,9 @@ pub struct EngineConfig {
     /// small box shared with the HTTP side, spinning threads steal the cores they wait for.
     pub spinning: bool,
     pub device: Device,
+    /// Refuse to compute anywhere but `device`: an engine that cannot plan a model there
+    /// fails instead of running it on the CPU.
+    pub require_device: bool,
     /// Keep only what serving needs in memory, rebuilding the rest from the model file when
     /// it is needed (tract: the parsed graph, used to plan new input shapes). Devices turn it
     /// on; hosts keep planning fast.
@@ -67,6 +70,7 @@ impl Default for EngineConfig {
             threads: 1,
             spinning: false,
             device: Device::Cpu,
+            require_device: false,
             low_memory: false,
             instances: 1,
         }
@@ -87,6 +91,12 @@ pub trait Engine: Send + std::fmt::Debug {
     /// Where this engine actually computes (after any fallback).
     fn device(&self) -> Device {
         Device::Cpu
+    }
+
+    /// Computing nodes of the model left on the CPU while the rest runs on `device()`
+    /// (engines that place nodes one by one, after their first plan); `None` otherwise.
+    fn nodes_on_cpu(&self) -> Option<usize> {
+        None
     }
 
     fn metadata(&self) -> &ModelMetadata;

@@ -5,7 +5,7 @@ use destino_batch::BatchArgs;
 use destino_cli::offline::{InspectArgs, ProfileArgs, RunArgs};
 use destino_cli::probe::ProbeArgs;
 use destino_cli::{DestinationDefaults, ServeArgs};
-use destino_core::EngineConfig;
+use destino_core::{Device, EngineConfig};
 use destino_folder::WatchArgs;
 use destino_mqtt::MqttArgs;
 
@@ -20,6 +20,15 @@ pub struct EdgeConfig {
     /// reading the model file again (costs about the model's size in memory).
     #[arg(long, global = true, env = "DESTINO_KEEP_GRAPH")]
     pub keep_graph: bool,
+    /// Device: cpu, or cuda (an NVIDIA GPU through tract's CUDA runtime: a build with the
+    /// `cuda` feature, CUDA 12.2 or newer and cuDNN 9). Nodes without a CUDA kernel stay on
+    /// the CPU; a device that does not start falls back to the CPU, loudly.
+    #[arg(long, global = true, env = "DESTINO_DEVICE", default_value = "cpu")]
+    pub device: Device,
+    /// Exit when the requested GPU cannot start (checked once, before any model loads), and
+    /// fail a model the GPU cannot plan instead of running it on the CPU.
+    #[arg(long, global = true, env = "DESTINO_REQUIRE_GPU")]
+    pub require_gpu: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +69,8 @@ impl EdgeConfig {
         EngineConfig {
             threads: self.threads,
             low_memory: !self.keep_graph,
+            device: self.device,
+            require_device: self.require_gpu,
             ..EngineConfig::default()
         }
     }

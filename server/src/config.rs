@@ -71,6 +71,7 @@ impl RuntimeArgs {
             threads: self.threads,
             spinning: self.spinning,
             device: self.device,
+            require_device: false,
             low_memory: false,
             instances: 1,
         }

@@ -27,6 +27,8 @@ pub struct Metrics {
     queue_depth: IntGaugeVec,
     /// 1 for each loaded model version, labelled with its engine and execution provider.
     model_info: IntGaugeVec,
+    /// Computing nodes left on the CPU of a model version placed on an accelerator.
+    nodes_on_cpu: IntGaugeVec,
     /// 1 when the model serves, 0 when it is loading or unavailable.
     model_ready: IntGaugeVec,
     /// HTTP responses by matched route and status code.
@@ -92,6 +94,11 @@ impl Metrics {
                 "Loaded model versions, with engine and execution provider",
                 &["model", "version", "engine", "device"],
             ),
+            nodes_on_cpu: gauge(
+                "destino_model_nodes_on_cpu",
+                "Computing nodes of a model version left on the CPU beside its accelerator",
+                &["model", "version"],
+            ),
             model_ready: gauge(
                 "destino_model_ready",
                 "1 when the model serves requests",
@@ -116,6 +123,7 @@ impl Metrics {
             Box::new(metrics.batch_size.clone()),
             Box::new(metrics.queue_depth.clone()),
             Box::new(metrics.model_info.clone()),
+            Box::new(metrics.nodes_on_cpu.clone()),
             Box::new(metrics.model_ready.clone()),
             Box::new(metrics.http_responses.clone()),
             Box::new(metrics.updates.clone()),
@@ -175,20 +183,30 @@ impl Metrics {
             .observe(requests as f64);
     }
 
-    /// A model version now serves (`serving`) or no longer does, on `engine` and `device`.
+    /// A model version now serves (`serving`) or no longer does, on `engine` and `device`,
+    /// with `nodes_on_cpu` of its nodes left on the CPU when the device places them.
     pub fn set_model_info(
         &self,
         model: &str,
         version: u64,
         engine: &str,
         device: &str,
+        nodes_on_cpu: Option<usize>,
         serving: bool,
     ) {
-        let labels = [model, &version.to_string(), engine, device];
+        let version = version.to_string();
+        let labels = [model, &version, engine, device];
         if serving {
             self.model_info.with_label_values(&labels).set(1);
+            if let Some(nodes) = nodes_on_cpu {
+                let nodes = i64::try_from(nodes).unwrap_or(i64::MAX);
+                self.nodes_on_cpu
+                    .with_label_values(&[model, &version])
+                    .set(nodes);
+            }
         } else {
             let _ = self.model_info.remove_label_values(&labels);
+            let _ = self.nodes_on_cpu.remove_label_values(&[model, &version]);
         }
     }
 

@@ -382,8 +382,14 @@ impl Registry {
 
     fn set_info(&self, model: &ServedModel, serving: bool) {
         let device = model.device.to_string();
-        self.metrics
-            .set_model_info(&model.name, model.version, model.engine, &device, serving);
+        self.metrics.set_model_info(
+            &model.name,
+            model.version,
+            model.engine,
+            &device,
+            model.nodes_on_cpu,
+            serving,
+        );
     }
 
     /// Stops serving `name`; requests already queued still finish.

@@ -112,6 +112,9 @@ pub struct ServedModel {
     pub text: Option<Arc<TextModel>>,
     pub engine: &'static str,
     pub device: Device,
+    /// Computing nodes left on the CPU beside `device`, when the engine places nodes one
+    /// by one and has planned the model (its warm-up did).
+    pub nodes_on_cpu: Option<usize>,
     pub batchable: bool,
     pub scheduler: Scheduler,
     pub fingerprint: Fingerprint,
@@ -167,7 +170,7 @@ impl ServedModel {
             tracing::warn!(model = entry.name, version = version.number(), "{note}");
         }
         let factory = instance_factory(context.loader.clone(), path, config, warmup);
-        let (engine, device) = (first.name(), first.device());
+        let (engine, device, nodes_on_cpu) = (first.name(), first.device(), first.nodes_on_cpu());
         let mut engines = vec![first];
         for _ in 1..instances {
             engines.push(factory()?);
@@ -201,6 +204,7 @@ impl ServedModel {
             text,
             engine,
             device,
+            nodes_on_cpu,
             batchable,
             scheduler,
             fingerprint,

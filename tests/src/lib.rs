@@ -242,7 +242,11 @@ pub fn binary(name: &str) -> PathBuf {
                 build.env_remove(key.as_ref());
             }
         }
+        // destino-edge with tract's CUDA runtime, so the device tests see it refuse and
+        // fall back (it only loads CUDA when asked: the other suites run it on the CPU);
+        // the same features as this crate's, so tract is built once.
         build.args(["build", "-p", "destino-server", "-p", "destino-edge"]);
+        build.args(["--features", "destino-edge/cuda"]);
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }

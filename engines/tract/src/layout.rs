@@ -172,7 +172,7 @@ mod tests {
         let b = declared.run(inputs).unwrap();
         a[0].close_enough(
             &b[0],
-            tract_onnx::tract_core::internal::Approximation::Close,
+            tract_onnx::tract_core::internal::Approximation::Approximate,
         )
         .unwrap();
         let probabilities = a[0].to_plain_array_view::<f32>().unwrap();

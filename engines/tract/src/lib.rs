@@ -1,9 +1,11 @@
 //! The tract engine: pure Rust, no C/C++ runtime. The only crate that names `tract`. An
 //! instance runs the plans of its model's shared planner (`planner.rs`: parsing and plans
 //! per input shape; `shared.rs`: one per model file, whatever the instance count); every
-//! call into tract is panic-contained (`panics.rs`).
+//! call into tract is panic-contained (`panics.rs`). With the `cuda` feature plans can run
+//! on an NVIDIA GPU (`device.rs`).
 
 mod convert;
+mod device;
 mod empty;
 mod facts;
 mod fold;
@@ -19,8 +21,8 @@ mod shared;
 use std::path::Path;
 
 use destino_core::{
-    Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor, TensorData,
-    Tensors,
+    Device, Engine, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor,
+    TensorData, Tensors,
 };
 use tract_onnx::prelude::*;
 
@@ -77,6 +79,12 @@ impl TractEngine {
     pub fn facts(&self) -> Option<Facts> {
         lock(&self.planner).facts()
     }
+
+    /// Whether `config.device` can run tract's plans on this machine (the CPU always can;
+    /// CUDA with the `cuda` feature, a driver and a GPU). Call once before loading models.
+    pub fn check_device(config: &EngineConfig) -> Result<()> {
+        device::check(config.device)
+    }
 }
 
 impl Engine for TractEngine {
@@ -97,14 +105,27 @@ impl Engine for TractEngine {
         ENGINE
     }
 
+    fn device(&self) -> Device {
+        lock(&self.planner).device()
+    }
+
+    fn nodes_on_cpu(&self) -> Option<usize> {
+        lock(&self.planner).placement()?.nodes_on_cpu()
+    }
+
     fn metadata(&self) -> &ModelMetadata {
         &self.metadata
     }
 
     fn notes(&self) -> Vec<String> {
         let planner = lock(&self.planner);
+        let placed = |layout: layout::Layout| match planner.placement() {
+            Some(placement) if placement.refused.is_none() => placement.to_string(),
+            Some(placement) => format!("{placement}; {layout}"),
+            None => layout.to_string(),
+        };
         match planner.facts().zip(planner.layout()) {
-            Some((facts, layout)) => vec![facts.describe().to_string(), layout.to_string()],
+            Some((facts, layout)) => vec![facts.describe().to_string(), placed(layout)],
             None => vec![
                 "not planned yet: plans are built for the input shapes requests bring".to_string(),
             ],

@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use destino_core::repository::FileStamp;
-use destino_core::{EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor};
+use destino_core::{Device, EngineConfig, Error, ModelMetadata, OnnxModel, OpType, Result, Tensor};
 use lru::LruCache;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -17,6 +17,7 @@ use tract_onnx::tract_hir::infer::InferenceModelExt;
 use tract_onnx::tract_hir::ops::konst::Const;
 
 use crate::convert::{datum_type, plan_values, to_tract};
+use crate::device::{self, Placement};
 use crate::empty;
 use crate::facts::Facts;
 use crate::fold::{decided_ifs, inline_branch};
@@ -34,6 +35,8 @@ pub(crate) struct Planned {
     pub(crate) runnable: Arc<TypedRunnableModel>,
     pub(crate) baked: Vec<usize>,
     pub(crate) layout: Layout,
+    /// Where the nodes run, when a device was asked for.
+    pub(crate) placement: Option<Placement>,
 }
 
 pub(crate) type Plan = Arc<Planned>;
@@ -50,6 +53,11 @@ pub(crate) struct Planner {
     /// The layout of the plan built last; `None` before any plan (so before `facts` has
     /// been tried).
     layout: Option<Layout>,
+    /// Where the nodes of the plan built last run, when a device was asked for.
+    placement: Option<Placement>,
+    device: Device,
+    /// Fail a plan the device cannot take rather than plan it for the CPU.
+    require_device: bool,
     path: PathBuf,
     /// The model file's size and modification time at load: a re-read must see the same file.
     stamp: Option<FileStamp>,
@@ -115,6 +123,19 @@ impl Planner {
         self.layout
     }
 
+    /// Where the nodes of the plan built last run (`None` on the CPU, or before any plan).
+    pub(crate) fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
+    }
+
+    /// The device plans are built for: the one asked, unless the last plan was refused.
+    pub(crate) fn device(&self) -> Device {
+        match &self.placement {
+            Some(placement) if placement.refused.is_some() => Device::Cpu,
+            _ => self.device,
+        }
+    }
+
     /// Maps a tract failure while building a plan: when it names operators of the model
     /// outside the default domain, those are reported as unsupported; otherwise it is an
     /// engine error carrying tract's whole explanation.
@@ -163,6 +184,7 @@ impl Planner {
             self.adopt(facts)?;
         }
         self.layout = Some(plan.layout);
+        self.placement = plan.placement.clone();
         let key = self.plan_key(inputs);
         self.plans.put(key, plan.clone());
         Ok(plan)
@@ -251,8 +273,8 @@ impl Planner {
         Ok(baked)
     }
 
-    /// The optimised plan: channels-first or channels-last, whichever runs `inputs` faster
-    /// (`layout.rs`).
+    /// The optimised plan: on the device asked for, or on the CPU channels-first or
+    /// channels-last, whichever runs `inputs` faster (`layout.rs`).
     fn optimise(
         &self,
         mut model: InferenceModel,
@@ -260,13 +282,39 @@ impl Planner {
         inputs: &[&Tensor],
     ) -> TractResult<Plan> {
         empty::fold_empty_outputs(&mut model)?;
-        let values = plan_values(inputs, &baked).map_err(TractError::msg)?;
         let typed = model.into_typed()?.into_decluttered()?;
+        let mut placement = None;
+        if self.device != Device::Cpu {
+            let planned = contained("planning on the device", || {
+                device::plan(typed.clone(), self.device, &self.options)
+            });
+            let reason = match planned {
+                Ok(Ok((runnable, placement))) => {
+                    return Ok(Arc::new(Planned {
+                        runnable,
+                        baked,
+                        layout: Layout::Declared,
+                        placement: Some(placement),
+                    }));
+                }
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(e) => e.to_string(),
+            };
+            if self.require_device {
+                return Err(TractError::msg(format!(
+                    "{} cannot run this model, and the device is required: {reason}",
+                    self.device
+                )));
+            }
+            placement = Some(Placement::refused(self.device, reason));
+        }
+        let values = plan_values(inputs, &baked).map_err(TractError::msg)?;
         let (runnable, layout) = layout::fastest(typed, &self.options, &values)?;
         Ok(Arc::new(Planned {
             runnable,
             baked,
             layout,
+            placement,
         }))
     }
 
@@ -333,6 +381,7 @@ impl Planner {
 
     /// Parses the file with the first facts and builds the engine (no plan yet).
     fn open(path: &Path, config: &EngineConfig) -> Result<Self> {
+        device::check(config.device)?;
         let onnx = OnnxModel::read(path)?;
         let unsupported = unsupported_ops(&onnx);
         if !unsupported.is_empty() {
@@ -391,6 +440,9 @@ impl Planner {
             model: Some(model),
             facts,
             layout: None,
+            placement: None,
+            device: config.device,
+            require_device: config.require_device,
             path: path.to_path_buf(),
             stamp: FileStamp::of(path),
             ops: onnx.ops.iter().cloned().collect(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use destino_core::repository::FileStamp;
-use destino_core::{EngineConfig, Result};
+use destino_core::{Device, EngineConfig, Result};
 
 use crate::planner::Planner;
 
@@ -20,6 +20,8 @@ struct Key {
     stamp: Option<FileStamp>,
     threads: usize,
     low_memory: bool,
+    device: Device,
+    require_device: bool,
 }
 
 impl Key {
@@ -29,6 +31,8 @@ impl Key {
             stamp: FileStamp::of(path),
             threads: config.threads,
             low_memory: config.low_memory,
+            device: config.device,
+            require_device: config.require_device,
         }
     }
 }

@@ -16,19 +16,24 @@ pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const EXTENSIONS: [&str; 3] = ["binary_tensor_data", "classification", "model_repository"];
 
 /// `GET /v2/models/{model}`: name, versions, platform, inputs and outputs (dynamic dims as
-/// -1), and destino's engine, execution provider and batch limit as parameters.
+/// -1), and destino's engine, execution provider, batch limit and (on an accelerator that
+/// places nodes one by one) the nodes left on the CPU as parameters.
 pub fn model_metadata(model: &ServedModel) -> Value {
+    let mut parameters = json!({
+        "engine": model.engine,
+        "execution_provider": model.device.to_string(),
+        "max_batch_size": model.max_batch_size().unwrap_or(0),
+    });
+    if let Some(nodes) = model.nodes_on_cpu {
+        parameters["nodes_on_cpu"] = json!(nodes);
+    }
     json!({
         "name": model.name,
         "versions": [model.version.to_string()],
         "platform": PLATFORM,
         "inputs": tensors_json(&model.metadata.inputs),
         "outputs": tensors_json(&model.metadata.outputs),
-        "parameters": {
-            "engine": model.engine,
-            "execution_provider": model.device.to_string(),
-            "max_batch_size": model.max_batch_size().unwrap_or(0),
-        },
+        "parameters": parameters,
     })
 }
 
