@@ -87,7 +87,7 @@ fn without_a_gpu_the_edge_binary_serves_on_the_cpu_after_one_loud_fallback() {
     let repository = tempfile::tempdir().unwrap();
     add_model(repository.path(), "sklearn_digits_rf", None);
     let root = repository.path().to_str().unwrap();
-    let args = [
+    let serve = [
         "--device",
         "cuda",
         "serve",
@@ -95,9 +95,11 @@ fn without_a_gpu_the_edge_binary_serves_on_the_cpu_after_one_loud_fallback() {
         "127.0.0.1",
         "--http-port",
         "0",
-        "--model-repository",
-        root,
     ];
+    let args: Vec<&str> = serve
+        .into_iter()
+        .chain(["--model-repository", root])
+        .collect();
     let server = TestServer::spawn_program("destino-edge", &args);
     server.wait_ready();
     let c = &server.client;
