@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             Err(code) => return code,
         },
     };
-    let loader = with_device_fallback(loader::<TractEngine>(), config.require_gpu);
+    let loader = with_device_fallback(loader::<TractEngine>());
     match &config.command {
         Command::Serve(args) => match args.registry(loader, engine_config, &EDGE_DEFAULTS) {
             Ok(registry) => args.serve(registry, &EDGE_DEFAULTS, None),

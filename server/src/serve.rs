@@ -20,17 +20,15 @@ pub fn serve(runtime: &RuntimeArgs, args: &ServerServeArgs) -> Result<ExitCode> 
     if runtime.engine == EngineKind::Ort {
         println!("onnxruntime: {}", runtime_version());
     }
-    let started = match runtime.engine {
-        EngineKind::Ort => start_device(config, OrtEngine::check_device, SERVER_DEFAULTS.program),
-        EngineKind::Tract => {
-            start_device(config, TractEngine::check_device, SERVER_DEFAULTS.program)
-        }
+    let check = match runtime.engine {
+        EngineKind::Ort => OrtEngine::check_device,
+        EngineKind::Tract => TractEngine::check_device,
     };
-    let config = match started {
+    let config = match start_device(config, check, SERVER_DEFAULTS.program) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let loader = with_device_fallback(loader, args.require_gpu);
+    let loader = with_device_fallback(loader);
     let registry = args.common.registry(loader, config, &SERVER_DEFAULTS)?;
     Ok(args.common.serve(registry, &SERVER_DEFAULTS, None))
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use destino_core::Error;
 use destino_core::engine::{Device, EngineConfig, EngineLoader};
 
-/// `loader` with the device policy: `require_device` refuses the CPU fallback.
-pub fn with_device_fallback(loader: EngineLoader, require_device: bool) -> EngineLoader {
+/// `loader` with the device policy: a config's `require_device` refuses the CPU fallback.
+pub fn with_device_fallback(loader: EngineLoader) -> EngineLoader {
     Arc::new(move |path, config| match loader(path, config) {
         Err(Error::DeviceUnavailable { device, reason })
-            if config.device != Device::Cpu && !require_device =>
+            if config.device != Device::Cpu && !config.require_device =>
         {
             tracing::error!(
                 model = %path.display(),
@@ -50,9 +50,10 @@ mod tests {
         })
     }
 
-    fn cuda() -> EngineConfig {
+    fn cuda(require_device: bool) -> EngineConfig {
         EngineConfig {
             device: Device::Cuda(0),
+            require_device,
             ..EngineConfig::default()
         }
     }
@@ -74,15 +75,15 @@ mod tests {
     #[test]
     fn only_a_device_failure_falls_back_to_the_cpu() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let load = with_device_fallback(loader(device_down, calls.clone()), false);
-        let engine = load(Path::new("m.onnx"), &cuda()).unwrap();
+        let load = with_device_fallback(loader(device_down, calls.clone()));
+        let engine = load(Path::new("m.onnx"), &cuda(false)).unwrap();
         assert_eq!(engine.device(), Device::Cpu);
         assert_eq!(*calls.lock().unwrap(), [Device::Cuda(0), Device::Cpu]);
 
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let load = with_device_fallback(loader(bad_file, calls.clone()), false);
+        let load = with_device_fallback(loader(bad_file, calls.clone()));
         assert!(matches!(
-            load(Path::new("m.onnx"), &cuda()),
+            load(Path::new("m.onnx"), &cuda(false)),
             Err(Error::ModelInvalid { .. })
         ));
         assert_eq!(
@@ -95,9 +96,9 @@ mod tests {
     #[test]
     fn a_required_device_fails_the_load_without_ending_the_process() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let load = with_device_fallback(loader(device_down, calls.clone()), true);
+        let load = with_device_fallback(loader(device_down, calls.clone()));
         assert!(matches!(
-            load(Path::new("m.onnx"), &cuda()),
+            load(Path::new("m.onnx"), &cuda(true)),
             Err(Error::DeviceUnavailable { .. })
         ));
         assert_eq!(*calls.lock().unwrap(), [Device::Cuda(0)]);
