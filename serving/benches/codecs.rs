@@ -1,5 +1,6 @@
 //! The request and response paths around the engine, in process: V2 JSON decoding of an
-//! EfficientNet-sized input (150 528 FP32 elements) in both member orders, JSON encoding of
+//! EfficientNet-sized input (150 528 FP32 elements) in both member orders and with pixel
+//! values, JSON encoding of
 //! the same tensor, and image preprocessing of each shared PNG image (decode; resize, crop,
 //! normalise). Run: `cargo bench -p destino-serving --bench codecs`.
 
@@ -18,10 +19,15 @@ use destino_serving::v2::response::FlatData;
 
 const SHAPE: [usize; 4] = [1, 3, 224, 224];
 
-fn input() -> Tensor {
+/// Arbitrary floats (eight or nine digits each), or normalised pixels as an image gives
+/// them (`k / 128 - 1`: up to seven digits).
+fn input(pixels: bool) -> Tensor {
     let count = SHAPE.iter().product::<usize>();
     let data: Vec<f32> = (0..count)
-        .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+        .map(|i| match pixels {
+            false => ((i * 7919) % 1000) as f32 / 997.0 - 0.5,
+            true => ((i * 7919) % 256) as f32 / 128.0 - 1.0,
+        })
         .collect();
     Tensor::new(SHAPE.to_vec(), data).unwrap()
 }
@@ -44,10 +50,15 @@ fn decode(body: &Bytes) -> Tensor {
 }
 
 fn json(c: &mut Criterion) {
-    let tensor = input();
+    let tensor = input(false);
     let mut group = c.benchmark_group("v2_json");
     group.sample_size(30);
-    for (id, sorted) in [("decode/client_order", false), ("decode/sorted_keys", true)] {
+    for (id, sorted, pixels) in [
+        ("decode/client_order", false, false),
+        ("decode/sorted_keys", true, false),
+        ("decode/client_order_pixels", false, true),
+    ] {
+        let tensor = input(pixels);
         let body = request(&tensor, sorted);
         assert_eq!(decode(&body), tensor);
         group.bench_function(id, |b| b.iter(|| decode(&body)));

@@ -8,11 +8,12 @@ use half::f16;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use crate::v2::datatype::to_v2;
+use crate::v2::json_numbers::{read_numbers, read_numbers_at};
 use destino_core::dtype::DType;
 use destino_core::tensor::TensorData;
 
 /// An element type JSON leaves convert to; `None` refuses the leaf.
-trait JsonElement: Sized {
+pub(crate) trait JsonElement: Sized {
     fn from_bool(_: bool) -> Option<Self> {
         None
     }
@@ -88,31 +89,88 @@ pub struct TypedData<'a> {
 /// The most elements reserved for JSON `data` before any is read.
 const RESERVED_ELEMENTS: usize = 1 << 16;
 
+/// `$read(args…)?` (generic over the element type) in `dtype`'s `TensorData` variant.
+macro_rules! by_dtype {
+    ($dtype:expr, $read:ident($($arg:expr),*)) => {
+        match $dtype {
+            DType::Bool => TensorData::Bool($read($($arg),*)?),
+            DType::U8 => TensorData::U8($read($($arg),*)?),
+            DType::U16 => TensorData::U16($read($($arg),*)?),
+            DType::U32 => TensorData::U32($read($($arg),*)?),
+            DType::U64 => TensorData::U64($read($($arg),*)?),
+            DType::I8 => TensorData::I8($read($($arg),*)?),
+            DType::I16 => TensorData::I16($read($($arg),*)?),
+            DType::I32 => TensorData::I32($read($($arg),*)?),
+            DType::I64 => TensorData::I64($read($($arg),*)?),
+            DType::F16 => TensorData::F16($read($($arg),*)?),
+            DType::F32 => TensorData::F32($read($($arg),*)?),
+            DType::F64 => TensorData::F64($read($($arg),*)?),
+            DType::String => TensorData::String($read($($arg),*)?),
+        }
+    };
+}
+
 impl<'de> DeserializeSeed<'de> for TypedData<'_> {
     type Value = TensorData;
 
     fn deserialize<D: Deserializer<'de>>(self, data: D) -> Result<TensorData, D::Error> {
-        macro_rules! read {
-            ($variant:ident) => {
-                TensorData::$variant(read_leaves(data, self)?)
-            };
-        }
-        Ok(match self.dtype {
-            DType::Bool => read!(Bool),
-            DType::U8 => read!(U8),
-            DType::U16 => read!(U16),
-            DType::U32 => read!(U32),
-            DType::U64 => read!(U64),
-            DType::I8 => read!(I8),
-            DType::I16 => read!(I16),
-            DType::I32 => read!(I32),
-            DType::I64 => read!(I64),
-            DType::F16 => read!(F16),
-            DType::F32 => read!(F32),
-            DType::F64 => read!(F64),
-            DType::String => read!(String),
-        })
+        Ok(by_dtype!(self.dtype, read_leaves(data, self)))
     }
+}
+
+/// Reads `raw`, the JSON text of `data` (as the request held it), as `typed.dtype`
+/// elements: numbers through the fast path, anything else, and every error, through serde.
+pub fn read_raw(raw: &str, typed: TypedData<'_>) -> Result<TensorData, serde_json::Error> {
+    Ok(by_dtype!(typed.dtype, numbers_or_leaves(raw, typed)))
+}
+
+/// Reads numeric `data` where it stands, at `at` of the request's `text`, in one pass;
+/// returns the elements and where the value ends, or `None` for what only serde can read
+/// (booleans, strings, anything out of the ordinary) or refuse with a precise error.
+pub fn read_in_place(text: &[u8], at: usize, typed: TypedData<'_>) -> Option<(TensorData, usize)> {
+    if matches!(typed.dtype, DType::Bool | DType::String) {
+        return None;
+    }
+    let mut end = at;
+    let data = by_dtype!(typed.dtype, numbers_in_place(text, &mut end, typed));
+    Some((data, end))
+}
+
+/// Numbers from `*at` of `text`, moving `*at` to their end.
+fn numbers_in_place<T: JsonElement>(
+    text: &[u8],
+    at: &mut usize,
+    typed: TypedData<'_>,
+) -> Option<Vec<T>> {
+    let mut out = Vec::with_capacity(reserved(typed, text.len() - *at));
+    *at = read_numbers_at(text, *at, &mut out)?;
+    Some(out)
+}
+
+/// The elements to reserve for `typed` read from `text_len` bytes: each element takes at
+/// least two bytes of text, so no more than the text could hold, whatever the shape claims.
+fn reserved(typed: TypedData<'_>, text_len: usize) -> usize {
+    typed.claimed.min(text_len / 2 + 1)
+}
+
+fn numbers_or_leaves<T: JsonElement>(
+    raw: &str,
+    typed: TypedData<'_>,
+) -> Result<Vec<T>, serde_json::Error> {
+    let mut out = Vec::with_capacity(reserved(typed, raw.len()));
+    if read_numbers(raw, &mut out).is_some() {
+        return Ok(out);
+    }
+    out.clear();
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    Leaves {
+        out: &mut out,
+        datatype: to_v2(typed.dtype),
+        label: typed.label,
+    }
+    .deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(out)
 }
 
 fn read_leaves<'de, T: JsonElement, D: Deserializer<'de>>(

@@ -6,9 +6,12 @@ pub mod datatype;
 pub mod decode;
 pub mod depth;
 mod infer;
+mod json_cursor;
 pub mod json_elements;
+mod json_numbers;
 pub mod metadata;
 pub mod request;
+mod request_json;
 pub mod response;
 
 pub use infer::{encode_outputs, infer_encoded, infer_request};

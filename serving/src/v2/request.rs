@@ -2,14 +2,14 @@
 //! header of `Inference-Header-Content-Length` bytes is followed by raw tensor data.
 
 use bytes::Bytes;
-use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::v2::datatype::from_v2;
 use crate::v2::depth::check_depth;
-use crate::v2::json_elements::TypedData;
+use crate::v2::json_elements::{TypedData, read_raw};
+use crate::v2::request_json::{DataJson, read_request};
 use destino_core::dtype::DType;
 use destino_core::tensor::{TensorData, element_count};
 
@@ -35,11 +35,10 @@ pub struct RequestInput {
 /// Where an input's elements are.
 #[derive(Debug)]
 pub enum InputData {
-    /// `data` read into typed elements while the request was parsed (its `datatype` came
-    /// first, as clients send it).
+    /// `data` read into typed elements while the request was parsed.
     Decoded(TensorData),
-    /// `data`, flat or nested, not yet typed: its `datatype` came after it, or the body is
-    /// Azure's, whose shapes come from the nesting.
+    /// `data`, flat or nested, not yet typed: the body is Azure's, whose shapes come from
+    /// the nesting.
     Json(Value),
     /// Raw little-endian elements from the binary part of the body.
     Binary(Bytes),
@@ -51,116 +50,6 @@ pub struct RequestedOutput {
     pub binary: Option<bool>,
     /// Classification extension: answer the top `k` classes instead of the tensor.
     pub classification: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct RequestJson {
-    id: Option<String>,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-    inputs: Vec<InputJson>,
-    #[serde(default)]
-    outputs: Vec<OutputJson>,
-}
-
-struct InputJson {
-    name: String,
-    shape: Vec<i64>,
-    datatype: String,
-    parameters: Map<String, Value>,
-    data: Option<InputData>,
-}
-
-/// Reads an input object in one pass: when `datatype` (and `shape`) precede `data`, the
-/// elements go straight into a typed buffer; otherwise `data` is kept as a JSON value.
-impl<'de> Deserialize<'de> for InputJson {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(InputVisitor)
-    }
-}
-
-struct InputVisitor;
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum InputField {
-    Name,
-    Shape,
-    Datatype,
-    Parameters,
-    Data,
-    #[serde(other)]
-    Other,
-}
-
-impl<'de> Visitor<'de> for InputVisitor {
-    type Value = InputJson;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an input object with name, shape, datatype and data")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InputJson, A::Error> {
-        fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), E> {
-            match slot.replace(v) {
-                Some(_) => Err(E::duplicate_field(field)),
-                None => Ok(()),
-            }
-        }
-        let (mut name, mut shape, mut datatype) = (None, None::<Vec<i64>>, None::<String>);
-        let (mut parameters, mut data) = (None, None);
-        while let Some(key) = map.next_key::<InputField>()? {
-            match key {
-                InputField::Name => once(&mut name, "name", map.next_value::<String>()?)?,
-                InputField::Shape => once(&mut shape, "shape", map.next_value()?)?,
-                InputField::Datatype => once(&mut datatype, "datatype", map.next_value()?)?,
-                InputField::Parameters => {
-                    once(&mut parameters, "parameters", map.next_value()?)?;
-                }
-                InputField::Data => {
-                    let dtype = datatype.as_deref().and_then(from_v2);
-                    let value = match dtype {
-                        Some(dtype) => {
-                            let label = match &name {
-                                Some(name) => format!("input `{name}`"),
-                                None => "input data".to_string(),
-                            };
-                            let claimed = shape
-                                .as_deref()
-                                .and_then(|s| s.iter().map(|&d| usize::try_from(d).ok()).collect())
-                                .and_then(|s: Vec<usize>| element_count(&s))
-                                .unwrap_or(0);
-                            let typed = TypedData {
-                                dtype,
-                                label: &label,
-                                claimed,
-                            };
-                            InputData::Decoded(map.next_value_seed(typed)?)
-                        }
-                        None => InputData::Json(map.next_value()?),
-                    };
-                    once(&mut data, "data", value)?;
-                }
-                InputField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(InputJson {
-            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
-            shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
-            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?,
-            parameters: parameters.unwrap_or_default(),
-            data,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct OutputJson {
-    name: String,
-    #[serde(default)]
-    parameters: Map<String, Value>,
 }
 
 fn bool_parameter(parameters: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
@@ -216,6 +105,23 @@ pub fn input_header(
     Ok((datatype, shape))
 }
 
+/// Reads an input's JSON `data` as its datatype's elements.
+fn decode_data(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    data: &RawValue,
+) -> Result<InputData, ApiError> {
+    let typed = TypedData {
+        dtype,
+        label: &format!("input `{name}`"),
+        claimed: element_count(shape).unwrap_or(0),
+    };
+    read_raw(data.get(), typed)
+        .map(InputData::Decoded)
+        .map_err(|e| ApiError::invalid(format!("malformed inference request: {e}")))
+}
+
 /// Parses `body`; `header_length` is `Inference-Header-Content-Length` when present.
 pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ApiError> {
     let json_end = header_length.unwrap_or(body.len());
@@ -226,7 +132,7 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
         )));
     }
     check_depth(&body[..json_end])?;
-    let request: RequestJson = serde_json::from_slice(&body[..json_end])
+    let request = read_request(&body[..json_end])
         .map_err(|e| ApiError::invalid(format!("malformed inference request: {e}")))?;
     let mut binary = body.slice(json_end..);
     let mut inputs = Vec::with_capacity(request.inputs.len());
@@ -252,7 +158,8 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
                 }
                 InputData::Binary(binary.split_to(size))
             }
-            (None, Some(data)) => data,
+            (None, Some(DataJson::Read(data))) => InputData::Decoded(data),
+            (None, Some(DataJson::Text(text))) => decode_data(&input.name, datatype, &shape, text)?,
             (None, None) => {
                 return Err(ApiError::invalid(format!(
                     "input `{}` has neither `data` nor `binary_data_size`",
