@@ -124,6 +124,15 @@ pub fn read_raw(raw: &str, typed: TypedData<'_>) -> Result<TensorData, serde_jso
     Ok(by_dtype!(typed.dtype, numbers_or_leaves(raw, typed)))
 }
 
+/// Reads `raw` as `typed.dtype` elements through serde alone: for text the fast path has
+/// already declined.
+pub fn read_raw_with_serde(
+    raw: &str,
+    typed: TypedData<'_>,
+) -> Result<TensorData, serde_json::Error> {
+    Ok(by_dtype!(typed.dtype, leaves_of_text(raw, typed)))
+}
+
 /// Reads numeric `data` where it stands, at `at` of the request's `text`, in one pass;
 /// returns the elements and where the value ends, or `None` for what only serde can read
 /// (booleans, strings, anything out of the ordinary) or refuse with a precise error.
@@ -161,7 +170,14 @@ fn numbers_or_leaves<T: JsonElement>(
     if read_numbers(raw, &mut out).is_some() {
         return Ok(out);
     }
-    out.clear();
+    leaves_of_text(raw, typed)
+}
+
+fn leaves_of_text<T: JsonElement>(
+    raw: &str,
+    typed: TypedData<'_>,
+) -> Result<Vec<T>, serde_json::Error> {
+    let mut out = Vec::with_capacity(reserved(typed, raw.len()));
     let mut deserializer = serde_json::Deserializer::from_str(raw);
     Leaves {
         out: &mut out,

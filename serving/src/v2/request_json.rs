@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::v2::datatype::from_v2;
 use crate::v2::json_cursor::Cursor;
-use crate::v2::json_elements::{TypedData, read_in_place, read_raw};
+use crate::v2::json_elements::{TypedData, read_in_place, read_raw_with_serde};
 use destino_core::dtype::DType;
 use destino_core::tensor::{TensorData, element_count};
 
@@ -127,7 +127,7 @@ fn read_data<'a>(
         return Ok(DataJson::Read(data));
     }
     let text: &RawValue = cursor.value()?;
-    read_raw(text.get(), typed)
+    read_raw_with_serde(text.get(), typed)
         .map(DataJson::Read)
         .map_err(|e| cursor.serde_error_at(start, &e))
 }
