@@ -23,6 +23,9 @@ pub(crate) fn read_numbers_at<T: JsonElement>(
     mut at: usize,
     out: &mut Vec<T>,
 ) -> Option<usize> {
+    // The table once per value, not once per number (a `LazyLock` checks its state at
+    // every access); with `number` inlined, the loop is about a tenth faster.
+    let pow10: &[f64; 309] = &POW10;
     let mut depth = 0usize;
     loop {
         // A value: an array's start, or a number.
@@ -38,7 +41,7 @@ pub(crate) fn read_numbers_at<T: JsonElement>(
                 depth -= 1;
             }
             b'-' | b'0'..=b'9' => {
-                let (number, end) = number(text, at)?;
+                let (number, end) = number(text, at, pow10)?;
                 out.push(number.convert()?);
                 at = end;
             }
@@ -94,8 +97,8 @@ impl Number {
 /// without its `float_roundtrip` feature: the decimal significand as a `u64`, then one
 /// multiplication or division by a correctly rounded power of ten. Significands past
 /// `u64` and exponents past that table decline.
-#[inline]
-fn number(bytes: &[u8], mut at: usize) -> Option<(Number, usize)> {
+#[inline(always)]
+fn number(bytes: &[u8], mut at: usize, pow10: &[f64; 309]) -> Option<(Number, usize)> {
     let negative = bytes[at] == b'-';
     at += usize::from(negative);
     let mut significand = 0u64;
@@ -143,7 +146,7 @@ fn number(bytes: &[u8], mut at: usize) -> Option<(Number, usize)> {
             },
         }
     } else {
-        let pow = *POW10.get(exponent.unsigned_abs() as usize)?;
+        let pow = *pow10.get(exponent.unsigned_abs() as usize)?;
         let magnitude = if exponent >= 0 {
             let product = significand as f64 * pow;
             if product.is_infinite() {
