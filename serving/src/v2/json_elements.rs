@@ -8,7 +8,7 @@ use half::f16;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use crate::v2::datatype::to_v2;
-use crate::v2::json_numbers::{read_numbers, read_numbers_at};
+use crate::v2::json_numbers::read_numbers_at;
 use destino_core::dtype::DType;
 use destino_core::tensor::TensorData;
 
@@ -118,14 +118,8 @@ impl<'de> DeserializeSeed<'de> for TypedData<'_> {
     }
 }
 
-/// Reads `raw`, the JSON text of `data` (as the request held it), as `typed.dtype`
-/// elements: numbers through the fast path, anything else, and every error, through serde.
-pub fn read_raw(raw: &str, typed: TypedData<'_>) -> Result<TensorData, serde_json::Error> {
-    Ok(by_dtype!(typed.dtype, numbers_or_leaves(raw, typed)))
-}
-
-/// Reads `raw` as `typed.dtype` elements through serde alone: for text the fast path has
-/// already declined.
+/// Reads `raw` as `typed.dtype` elements through serde alone: for text the in-place
+/// reading declined (serde's errors name the element).
 pub fn read_raw_with_serde(
     raw: &str,
     typed: TypedData<'_>,
@@ -160,17 +154,6 @@ fn numbers_in_place<T: JsonElement>(
 /// least two bytes of text, so no more than the text could hold, whatever the shape claims.
 fn reserved(typed: TypedData<'_>, text_len: usize) -> usize {
     typed.claimed.min(text_len / 2 + 1)
-}
-
-fn numbers_or_leaves<T: JsonElement>(
-    raw: &str,
-    typed: TypedData<'_>,
-) -> Result<Vec<T>, serde_json::Error> {
-    let mut out = Vec::with_capacity(reserved(typed, raw.len()));
-    if read_numbers(raw, &mut out).is_some() {
-        return Ok(out);
-    }
-    leaves_of_text(raw, typed)
 }
 
 fn leaves_of_text<T: JsonElement>(

@@ -8,13 +8,6 @@ use std::sync::LazyLock;
 
 use crate::v2::json_elements::JsonElement;
 
-/// Appends every number of `raw` (a number, or arrays of numbers) to `out` in document
-/// order; `None` when something there needs serde's reading (`out` is then partly filled).
-pub(crate) fn read_numbers<T: JsonElement>(raw: &str, out: &mut Vec<T>) -> Option<()> {
-    let end = read_numbers_at(raw.as_bytes(), 0, out)?;
-    (skip_whitespace(raw.as_bytes(), end) == raw.len()).then_some(())
-}
-
 /// Reads the value at `at` of `text` (a number, or arrays of numbers nested to any depth,
 /// checked against JSON's grammar) into `out`; returns where it ends, or `None` when
 /// something there needs serde's reading (`out` is then partly filled).
@@ -237,9 +230,11 @@ mod tests {
     use half::f16;
     use serde::de::DeserializeSeed;
 
+    /// The numbers of `raw` when all of it is one value the loop reads.
     fn fast<T: JsonElement>(raw: &str) -> Option<Vec<T>> {
         let mut out = Vec::new();
-        read_numbers(raw, &mut out).map(|()| out)
+        let end = read_numbers_at(raw.as_bytes(), 0, &mut out)?;
+        (skip_whitespace(raw.as_bytes(), end) == raw.len()).then_some(out)
     }
 
     /// The elements serde's reading (the fallback) makes of `raw`.

@@ -2,16 +2,14 @@
 //! header of `Inference-Header-Content-Length` bytes is followed by raw tensor data.
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::v2::datatype::from_v2;
 use crate::v2::depth::check_depth;
-use crate::v2::json_elements::{TypedData, read_raw};
-use crate::v2::request_json::{DataJson, read_request};
+use crate::v2::request_json::read_request;
 use destino_core::dtype::DType;
-use destino_core::tensor::{TensorData, element_count};
+use destino_core::tensor::TensorData;
 
 /// An inference request whose inputs are not yet tensors.
 #[derive(Debug)]
@@ -105,23 +103,6 @@ pub fn input_header(
     Ok((datatype, shape))
 }
 
-/// Reads an input's JSON `data` as its datatype's elements.
-fn decode_data(
-    name: &str,
-    dtype: DType,
-    shape: &[usize],
-    data: &RawValue,
-) -> Result<InputData, ApiError> {
-    let typed = TypedData {
-        dtype,
-        label: &format!("input `{name}`"),
-        claimed: element_count(shape).unwrap_or(0),
-    };
-    read_raw(data.get(), typed)
-        .map(InputData::Decoded)
-        .map_err(|e| ApiError::invalid(format!("malformed inference request: {e}")))
-}
-
 /// Parses `body`; `header_length` is `Inference-Header-Content-Length` when present.
 pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ApiError> {
     let json_end = header_length.unwrap_or(body.len());
@@ -158,8 +139,7 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
                 }
                 InputData::Binary(binary.split_to(size))
             }
-            (None, Some(DataJson::Read(data))) => InputData::Decoded(data),
-            (None, Some(DataJson::Text(text))) => decode_data(&input.name, datatype, &shape, text)?,
+            (None, Some(data)) => InputData::Decoded(data),
             (None, None) => {
                 return Err(ApiError::invalid(format!(
                     "input `{}` has neither `data` nor `binary_data_size`",

@@ -14,25 +14,28 @@ use crate::v2::json_elements::{TypedData, read_in_place, read_raw_with_serde};
 use destino_core::dtype::DType;
 use destino_core::tensor::{TensorData, element_count};
 
-pub(crate) struct RequestJson<'a> {
+pub(crate) struct RequestJson {
     pub id: Option<String>,
     pub parameters: Map<String, Value>,
-    pub inputs: Vec<InputJson<'a>>,
+    pub inputs: Vec<InputJson>,
     pub outputs: Vec<OutputJson>,
 }
 
-pub(crate) struct InputJson<'a> {
+pub(crate) struct InputJson {
     pub name: String,
     pub shape: Vec<i64>,
     pub datatype: String,
     pub parameters: Map<String, Value>,
-    pub data: Option<DataJson<'a>>,
+    /// `data` as the datatype's elements; `None` without `data`, and when the datatype is
+    /// not one destino reads (the request is refused for that before its data matters).
+    pub data: Option<TensorData>,
 }
 
-/// An input's `data`: elements already, or its text when it came before its datatype.
-pub(crate) enum DataJson<'a> {
+/// An input's `data` while its object is read: elements, or where its text stands when it
+/// came before the datatype.
+enum Data<'a> {
     Read(TensorData),
-    Text(&'a RawValue),
+    Later(usize, &'a RawValue),
 }
 
 #[derive(Deserialize)]
@@ -43,7 +46,7 @@ pub(crate) struct OutputJson {
 }
 
 /// Reads the request object that is the whole of `text`.
-pub(crate) fn read_request(text: &[u8]) -> Result<RequestJson<'_>, String> {
+pub(crate) fn read_request(text: &[u8]) -> Result<RequestJson, String> {
     let mut cursor = Cursor::new(text);
     let mut id: Option<Option<String>> = None;
     let mut parameters: Option<Map<String, Value>> = None;
@@ -72,7 +75,7 @@ pub(crate) fn read_request(text: &[u8]) -> Result<RequestJson<'_>, String> {
     })
 }
 
-fn read_input<'a>(cursor: &mut Cursor<'a>) -> Result<InputJson<'a>, String> {
+fn read_input(cursor: &mut Cursor<'_>) -> Result<InputJson, String> {
     let (mut name, mut shape, mut datatype) = (None::<String>, None::<Vec<i64>>, None::<String>);
     let (mut parameters, mut data) = (None::<Map<String, Value>>, None);
     cursor.object(|cursor, key| match key {
@@ -81,55 +84,101 @@ fn read_input<'a>(cursor: &mut Cursor<'a>) -> Result<InputJson<'a>, String> {
         "datatype" => once(&mut datatype, "datatype", cursor.value()?),
         "parameters" => once(&mut parameters, "parameters", cursor.value()?),
         "data" => {
-            let dtype = datatype.as_deref().and_then(from_v2);
-            let read = read_data(cursor, dtype, name.as_deref(), shape.as_deref())?;
+            let read = match datatype.as_deref().and_then(from_v2) {
+                Some(dtype) => {
+                    let label = label(name.as_deref());
+                    Data::Read(read_data(cursor, typed(dtype, &label, shape.as_deref()))?)
+                }
+                None => {
+                    cursor.peek();
+                    Data::Later(cursor.position(), cursor.value()?)
+                }
+            };
             once(&mut data, "data", read)
         }
         _ => cursor.value::<IgnoredAny>().map(drop),
     })?;
+    let name = name.ok_or("missing field `name`")?;
+    let shape = shape.ok_or("missing field `shape`")?;
+    let datatype = datatype.ok_or("missing field `datatype`")?;
+    let data = match (data, from_v2(&datatype)) {
+        (Some(Data::Read(elements)), _) => Some(elements),
+        (Some(Data::Later(start, text)), Some(dtype)) => {
+            let label = label(Some(&name));
+            Some(read_data_at(
+                cursor,
+                start,
+                text,
+                typed(dtype, &label, Some(&shape)),
+            )?)
+        }
+        (Some(Data::Later(..)), None) | (None, _) => None,
+    };
     Ok(InputJson {
-        name: name.ok_or("missing field `name`")?,
-        shape: shape.ok_or("missing field `shape`")?,
-        datatype: datatype.ok_or("missing field `datatype`")?,
+        name,
+        shape,
+        datatype,
         parameters: parameters.unwrap_or_default(),
         data,
     })
 }
 
-/// Reads `data` at the cursor: as `dtype` elements when the datatype is known (in place when
-/// they are numbers, through serde otherwise), else as text for later.
-fn read_data<'a>(
-    cursor: &mut Cursor<'a>,
-    dtype: Option<DType>,
-    name: Option<&str>,
-    shape: Option<&[i64]>,
-) -> Result<DataJson<'a>, String> {
-    let Some(dtype) = dtype else {
-        return Ok(DataJson::Text(cursor.value()?));
-    };
-    let label = match name {
+/// How errors in an input's data name it.
+fn label(name: Option<&str>) -> String {
+    match name {
         Some(name) => format!("input `{name}`"),
         None => "input data".to_string(),
-    };
+    }
+}
+
+/// The reading of `dtype` elements for an input of `shape` (when known and valid: the
+/// count it claims, a capacity hint).
+fn typed<'l>(dtype: DType, label: &'l str, shape: Option<&[i64]>) -> TypedData<'l> {
     let claimed = shape
         .and_then(|s| s.iter().map(|&d| usize::try_from(d).ok()).collect())
         .and_then(|s: Vec<usize>| element_count(&s))
         .unwrap_or(0);
-    let typed = TypedData {
+    TypedData {
         dtype,
-        label: &label,
+        label,
         claimed,
-    };
+    }
+}
+
+/// Reads `data` at the cursor as `typed` elements: in place when they are numbers,
+/// through serde otherwise.
+fn read_data(cursor: &mut Cursor<'_>, typed: TypedData<'_>) -> Result<TensorData, String> {
     cursor.peek();
     let start = cursor.position();
     if let Some((data, end)) = read_in_place(cursor.text(), start, typed) {
         cursor.advance_to(end);
-        return Ok(DataJson::Read(data));
+        return Ok(data);
     }
     let text: &RawValue = cursor.value()?;
-    read_raw_with_serde(text.get(), typed)
-        .map(DataJson::Read)
-        .map_err(|e| cursor.serde_error_at(start, &e))
+    read_with_serde(cursor, start, text, typed)
+}
+
+/// Reads `data` whose text (`text`, at `start` of the body) came before its datatype.
+fn read_data_at(
+    cursor: &Cursor<'_>,
+    start: usize,
+    text: &RawValue,
+    typed: TypedData<'_>,
+) -> Result<TensorData, String> {
+    match read_in_place(cursor.text(), start, typed) {
+        Some((data, _)) => Ok(data),
+        None => read_with_serde(cursor, start, text, typed),
+    }
+}
+
+/// serde's reading of `text`, its errors placed in the whole body.
+fn read_with_serde(
+    cursor: &Cursor<'_>,
+    start: usize,
+    text: &RawValue,
+    typed: TypedData<'_>,
+) -> Result<TensorData, String> {
+    read_raw_with_serde(text.get(), typed).map_err(|e| cursor.serde_error_at(start, &e))
 }
 
 fn once<T>(slot: &mut Option<T>, field: &str, value: T) -> Result<(), String> {
@@ -143,11 +192,8 @@ fn once<T>(slot: &mut Option<T>, field: &str, value: T) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn elements<'i>(input: &'i InputJson) -> &'i TensorData {
-        match &input.data {
-            Some(DataJson::Read(data)) => data,
-            _ => panic!("data not read"),
-        }
+    fn elements(input: &InputJson) -> &TensorData {
+        input.data.as_ref().expect("data read")
     }
 
     #[test]
@@ -165,9 +211,7 @@ mod tests {
             elements(&request.inputs[0]),
             &TensorData::F32(vec![0.5, -1.0])
         );
-        assert!(
-            matches!(&request.inputs[1].data, Some(DataJson::Text(t)) if t.get() == "[[1, 2]]")
-        );
+        assert_eq!(elements(&request.inputs[1]), &TensorData::I8(vec![1, 2]));
         assert_eq!(elements(&request.inputs[2]), &TensorData::Bool(vec![true]));
     }
 
@@ -237,6 +281,36 @@ mod tests {
         assert_eq!(
             err(r#"{"inputs": []} {}"#),
             "trailing characters at line 1 column 16"
+        );
+    }
+
+    #[test]
+    fn data_before_its_datatype_is_read_at_the_end_of_its_input() {
+        let sorted =
+            r#"{"inputs": [{"data": [1, 300], "datatype": "UINT8", "name": "a", "shape": [2]}]}"#;
+        assert_eq!(
+            read_request(sorted.as_bytes()).err().unwrap_or_default(),
+            "input `a`: element 1 is 300, not a valid UINT8 at line 1 column 28"
+        );
+        let twice = r#"{"inputs": [{"data": [1], "datatype": "FP32", "data": [2], "name": "a", "shape": [1]}]}"#;
+        assert_eq!(
+            read_request(twice.as_bytes()).err().unwrap_or_default(),
+            "duplicate field `data`"
+        );
+        let strings =
+            r#"{"inputs": [{"data": ["x", "y"], "shape": [2], "name": "s", "datatype": "BYTES"}]}"#;
+        let request = read_request(strings.as_bytes()).unwrap();
+        assert_eq!(
+            elements(&request.inputs[0]),
+            &TensorData::String(vec!["x".into(), "y".into()])
+        );
+        // An unknown datatype: no elements (the request is refused for the datatype).
+        let unknown =
+            r#"{"inputs": [{"data": [1], "datatype": "FP8", "name": "a", "shape": [1]}]}"#;
+        assert!(
+            read_request(unknown.as_bytes()).unwrap().inputs[0]
+                .data
+                .is_none()
         );
     }
 }
