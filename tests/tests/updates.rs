@@ -107,6 +107,16 @@ fn staging_is_empty(repository: &Path) -> bool {
     })
 }
 
+/// Waits until the staging of `repository` is empty; fails with `what` and the output of
+/// `server` (which clears it) if it stays otherwise.
+fn wait_for_empty_staging(repository: &Path, server: &TestServer, what: &str) {
+    let start = Instant::now();
+    while !staging_is_empty(repository) {
+        assert!(start.elapsed() < WAIT, "{what}:\n{}", server.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn updates_install_switch_prune_and_repeat_idempotently() {
     let files = served_files();
@@ -470,15 +480,11 @@ fn a_kill_at_each_step_ends_with_a_complete_version_after_restart() {
             "{step}"
         );
         // The staging is cleared just after the version starts serving.
-        let start = Instant::now();
-        while !staging_is_empty(repo.path()) {
-            assert!(
-                start.elapsed() < WAIT,
-                "{step}: staging left behind:\n{}",
-                restarted.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_empty_staging(
+            repo.path(),
+            &restarted,
+            &format!("{step}: staging left behind"),
+        );
     }
 }
 
@@ -665,15 +671,7 @@ fn an_unfinished_update_overtaken_by_a_newer_one_is_dropped_at_the_next_start() 
 
     let restarted = TestServer::spawn_program("destino-edge", &args);
     restarted.wait_ready();
-    let start = Instant::now();
-    while !staging_is_empty(repo.path()) {
-        assert!(
-            start.elapsed() < WAIT,
-            "version 2 stays staged:\n{}",
-            restarted.output()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_empty_staging(repo.path(), &restarted, "version 2 stays staged");
     assert_eq!(infer(&restarted).unwrap(), "3");
     assert_eq!(versions(repo.path()), ["1", "3"]);
 }

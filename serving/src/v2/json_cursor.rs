@@ -30,9 +30,7 @@ impl<'a> Cursor<'a> {
 
     /// The next byte that is not JSON whitespace, without consuming it.
     pub fn peek(&mut self) -> Option<u8> {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.text.get(self.at) {
-            self.at += 1;
-        }
+        self.at = skip_whitespace(self.text, self.at);
         self.text.get(self.at).copied()
     }
 
@@ -147,6 +145,14 @@ impl<'a> Cursor<'a> {
         let (line, column) = line_and_column(self.text, at + line_start + e.column());
         format!("{message} at line {line} column {column}")
     }
+}
+
+/// The first index at or after `at` that is not JSON whitespace (or the text's end).
+pub(crate) fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = text.get(at) {
+        at += 1;
+    }
+    at
 }
 
 /// The 1-based line and column of the `offset`-th byte (1-based) of `text`.

@@ -160,14 +160,8 @@ fn leaves_of_text<T: JsonElement>(
     raw: &str,
     typed: TypedData<'_>,
 ) -> Result<Vec<T>, serde_json::Error> {
-    let mut out = Vec::with_capacity(reserved(typed, raw.len()));
     let mut deserializer = serde_json::Deserializer::from_str(raw);
-    Leaves {
-        out: &mut out,
-        datatype: to_v2(typed.dtype),
-        label: typed.label,
-    }
-    .deserialize(&mut deserializer)?;
+    let out = leaves(&mut deserializer, typed, reserved(typed, raw.len()))?;
     deserializer.end()?;
     Ok(out)
 }
@@ -176,7 +170,16 @@ fn read_leaves<'de, T: JsonElement, D: Deserializer<'de>>(
     data: D,
     typed: TypedData<'_>,
 ) -> Result<Vec<T>, D::Error> {
-    let mut out = Vec::with_capacity(typed.claimed.min(RESERVED_ELEMENTS));
+    leaves(data, typed, typed.claimed.min(RESERVED_ELEMENTS))
+}
+
+/// The leaves of `data` as `typed` elements, `capacity` reserved first.
+fn leaves<'de, T: JsonElement, D: Deserializer<'de>>(
+    data: D,
+    typed: TypedData<'_>,
+    capacity: usize,
+) -> Result<Vec<T>, D::Error> {
+    let mut out = Vec::with_capacity(capacity);
     Leaves {
         out: &mut out,
         datatype: to_v2(typed.dtype),

@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use crate::v2::json_cursor::skip_whitespace;
 use crate::v2::json_elements::JsonElement;
 
 /// Reads the value at `at` of `text` (a number, or arrays of numbers nested to any depth,
@@ -59,13 +60,6 @@ pub(crate) fn read_numbers_at<T: JsonElement>(
             }
         }
     }
-}
-
-fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = text.get(at) {
-        at += 1;
-    }
-    at
 }
 
 /// A JSON number as serde_json hands it to a visitor.
@@ -224,11 +218,10 @@ static POW10: LazyLock<[f64; 309]> =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v2::json_elements::TypedData;
+    use crate::v2::json_elements::{TypedData, read_raw_with_serde};
     use destino_core::dtype::DType;
     use destino_core::tensor::TensorData;
     use half::f16;
-    use serde::de::DeserializeSeed;
 
     /// The numbers of `raw` when all of it is one value the loop reads.
     fn fast<T: JsonElement>(raw: &str) -> Option<Vec<T>> {
@@ -244,9 +237,7 @@ mod tests {
             label: "x",
             claimed: 0,
         };
-        typed
-            .deserialize(&mut serde_json::Deserializer::from_str(raw))
-            .unwrap()
+        read_raw_with_serde(raw, typed).unwrap()
     }
 
     /// The fast path reads `raw` as serde does, bit for bit, as FP64 and as FP32.
