@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -25,6 +26,8 @@ pub struct Metrics {
     /// Requests per engine run.
     batch_size: HistogramVec,
     queue_depth: IntGaugeVec,
+    /// Engine instances running a batch now.
+    busy_instances: IntGaugeVec,
     /// 1 for each loaded model version, labelled with its engine and execution provider.
     model_info: IntGaugeVec,
     /// Computing nodes left on the CPU of a model version placed on an accelerator.
@@ -35,6 +38,17 @@ pub struct Metrics {
     http_responses: IntCounterVec,
     /// Model updates by model and final state (`ready`, `failed`, `rolled_back`).
     updates: IntCounterVec,
+}
+
+/// One engine run under way; ends when dropped (even by a panic).
+#[must_use]
+#[derive(Debug)]
+pub struct BusyInstance(IntGauge);
+
+impl Drop for BusyInstance {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -89,6 +103,11 @@ impl Metrics {
                 model,
             ),
             queue_depth: gauge("destino_queue_depth", "Requests waiting for a model", model),
+            busy_instances: gauge(
+                "destino_instances_busy",
+                "Engine instances of a model running a batch now",
+                model,
+            ),
             model_info: gauge(
                 "destino_model_info",
                 "Loaded model versions, with engine and execution provider",
@@ -122,6 +141,7 @@ impl Metrics {
             Box::new(metrics.request_seconds.clone()),
             Box::new(metrics.batch_size.clone()),
             Box::new(metrics.queue_depth.clone()),
+            Box::new(metrics.busy_instances.clone()),
             Box::new(metrics.model_info.clone()),
             Box::new(metrics.nodes_on_cpu.clone()),
             Box::new(metrics.model_ready.clone()),
@@ -162,6 +182,13 @@ impl Metrics {
         self.queue_depth
             .with_label_values(&[model])
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an engine instance of `model` as busy until the returned guard is dropped.
+    pub fn instance_busy(&self, model: &str) -> BusyInstance {
+        let gauge = self.busy_instances.with_label_values(&[model]);
+        gauge.inc();
+        BusyInstance(gauge)
     }
 
     pub fn observe_queued(&self, model: &str, waited: Duration) {

@@ -36,12 +36,25 @@ URL = HTTP_URL = AUTH_URL = API_KEY = SHARED = ""
 MAX_MESSAGE_BYTES = 0
 
 
-def queued(model):
-    """Requests waiting for `model`'s instances, from the server's Prometheus metrics."""
+def gauge(name, model):
+    """A per-model gauge from the server's Prometheus metrics (0 before it is first set)."""
     with urllib.request.urlopen(f"{HTTP_URL}/metrics", timeout=10) as response:
         metrics = response.read().decode()
-    prefix = f'destino_queue_depth{{model="{model}"}} '
+    prefix = f'{name}{{model="{model}"}} '
     return sum(float(line[len(prefix):]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+def queued(model):
+    """Requests waiting for `model`'s instances."""
+    return gauge("destino_queue_depth", model)
+
+
+def wait_until_idle(test, model):
+    """Waits until nothing of `model` is queued or running, so its statistics stay put."""
+    deadline = time.monotonic() + 300
+    while queued(model) or gauge("destino_instances_busy", model):
+        test.assertLess(time.monotonic(), deadline, f"{model} never became idle")
+        time.sleep(0.01)
 
 
 def load(file):
@@ -299,6 +312,8 @@ class GrpcTest(unittest.TestCase):
         inputs, _ = reference("efficientnet_lite0")
         statistics = lambda: self.client.get_inference_statistics("efficientnet_lite0", as_json=True)
         ran = lambda: int(statistics()["model_stats"][0].get("inference_count", 0))
+        # A batch of an earlier test's cancelled requests may still be running.
+        wait_until_idle(self, "efficientnet_lite0")
         before = ran()
         answers = queue.Queue()
         # Keep every instance busy with a full batch and wait until a full batch for each of

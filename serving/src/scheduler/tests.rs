@@ -83,6 +83,14 @@ async fn queued_together(
     results
 }
 
+/// The `destino_instances_busy` gauge of the scheduler's model.
+fn busy_instances(scheduler: &Scheduler) -> i64 {
+    let prefix = "destino_instances_busy{model=\"fake\"} ";
+    let metrics = scheduler.shared.metrics.render();
+    let line = metrics.lines().find(|l| l.starts_with(prefix));
+    line.map_or(0, |l| l[prefix.len()..].parse().expect("a gauge value"))
+}
+
 fn y(reply: &Result<Reply, ServeError>) -> Vec<f32> {
     let outputs: &Tensors = &reply.as_ref().expect("a reply").outputs;
     outputs["y"].as_f32().expect("f32 outputs").to_vec()
@@ -152,6 +160,7 @@ async fn a_dead_engine_thread_is_restarted_and_nobody_waits_on_it() {
     let poisoned = scheduler.infer(fake_inputs(1, POISON), None).await;
     assert!(matches!(poisoned, Err(ServeError::Lost(_))), "{poisoned:?}");
     assert!(eventually(|| scheduler.status().live == 0).await);
+    assert_eq!(busy_instances(&scheduler), 0, "a dead thread is not busy");
     let status = scheduler.status();
     assert!(
         status.problem.as_deref().unwrap_or("").contains("panicked"),
@@ -202,6 +211,21 @@ async fn an_engine_thread_that_cannot_start_is_retried_with_backoff() {
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     let served = scheduler.infer(fake_inputs(1, 1.0), None).await;
     assert_eq!(y(&served), [2.0, 1.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_busy_from_leaving_the_queue_until_its_run_is_counted() {
+    let control = FakeControl::new();
+    let scheduler = start(&control, 1);
+    assert_eq!(busy_instances(&scheduler), 0);
+    control.close();
+    let held = submit(&scheduler, 1.0);
+    assert!(control.wait_for_runs(1, PATIENCE));
+    assert_eq!((busy_instances(&scheduler), scheduler.depth()), (1, 0));
+    control.open();
+    assert_eq!(y(&held.await.expect("the request task")), [2.0, 1.0]);
+    assert_eq!(busy_instances(&scheduler), 0);
+    assert_eq!(scheduler.shared.stats.snapshot().inference_count, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,11 +138,14 @@ impl Worker {
     }
 
     fn execute(&mut self, batch: Vec<Job>) {
+        let model = &self.shared.model;
+        // Busy before the requests leave the queue and until they are counted, so a queue
+        // and instances seen idle together mean no run is under way.
+        let busy = self.shared.metrics.instance_busy(model);
         for _ in &batch {
             self.shared.leave_queue();
         }
         let started = Instant::now();
-        let model = &self.shared.model;
         for job in &batch {
             let waited = started - job.enqueued;
             self.shared.metrics.observe_queued(model, waited);
@@ -159,6 +162,7 @@ impl Worker {
         self.shared
             .stats
             .compute_infer(rows, batch.len(), started.elapsed());
+        drop(busy);
         self.reply(batch, outputs, started);
     }
 
