@@ -12,7 +12,6 @@ use crate::metrics::Metrics;
 use crate::scheduler::Reply;
 use crate::served::ServedModel;
 use crate::service::Service;
-use crate::stats::Stats;
 
 /// Validates `inputs` against the model, then runs them through its queue. A request with
 /// more rows than the model's batch limit is not refused: it runs alone.
@@ -73,37 +72,37 @@ where
 /// success, the failure's reason, or `cancelled` when the request is dropped unanswered
 /// (its client left).
 #[derive(Debug)]
-pub struct RequestRecord {
-    metrics: Metrics,
-    model: String,
-    version: String,
-    /// The serving version's statistics, once it is known.
-    stats: Option<Arc<Stats>>,
+pub struct RequestRecord<'a> {
+    metrics: &'a Metrics,
+    model: &'a str,
+    /// The version the request names, until the serving one is known.
+    named_version: &'a str,
+    /// The serving version (its statistics and metrics), once it is known.
+    served: Option<Arc<ServedModel>>,
     started: Instant,
     finished: bool,
 }
 
-impl RequestRecord {
-    pub fn start(service: &Service, model: &str) -> RequestRecord {
+impl<'a> RequestRecord<'a> {
+    pub fn start(service: &'a Service, model: &'a str) -> RequestRecord<'a> {
         RequestRecord {
-            metrics: service.metrics().clone(),
-            model: model.to_string(),
-            version: String::new(),
-            stats: None,
+            metrics: service.metrics(),
+            model,
+            named_version: "",
+            served: None,
             started: Instant::now(),
             finished: false,
         }
     }
 
     /// The version the request names, before it is known to serve.
-    pub fn version(&mut self, version: impl ToString) {
-        self.version = version.to_string();
+    pub fn version(&mut self, version: &'a str) {
+        self.named_version = version;
     }
 
     /// The version that serves the request.
-    pub fn served(&mut self, model: &ServedModel) {
-        self.version = model.version.to_string();
-        self.stats = Some(model.stats.clone());
+    pub fn served(&mut self, model: &Arc<ServedModel>) {
+        self.served = Some(model.clone());
     }
 
     pub fn finish<T>(mut self, result: &Result<T, ApiError>) {
@@ -114,15 +113,25 @@ impl RequestRecord {
     fn record(&mut self, failure: Option<&str>) {
         self.finished = true;
         let elapsed = self.started.elapsed();
-        if let Some(stats) = &self.stats {
-            stats.request(failure.is_none(), elapsed);
+        let Some(model) = &self.served else {
+            let version = self.named_version;
+            return self
+                .metrics
+                .record_request(self.model, version, failure, elapsed);
+        };
+        model.stats.request(failure.is_none(), elapsed);
+        match failure {
+            None => model.request_metrics.success(elapsed),
+            Some(_) => {
+                let version = model.version.to_string();
+                self.metrics
+                    .record_request(self.model, &version, failure, elapsed);
+            }
         }
-        self.metrics
-            .record_request(&self.model, &self.version, failure, elapsed);
     }
 }
 
-impl Drop for RequestRecord {
+impl Drop for RequestRecord<'_> {
     fn drop(&mut self) {
         if !self.finished {
             self.record(Some("cancelled"));

@@ -38,4 +38,4 @@ pub use metrics::Metrics;
 pub use registry::{IndexEntry, ModelState, Registry, RegistryError};
 pub use scheduler::{BatchPolicy, Reply, ServeError};
 pub use served::{ServedModel, ServingDefaults, Supervision};
-pub use service::{Service, ServiceOptions};
+pub use service::{Service, ServiceOptions, ServiceParts};

@@ -1,11 +1,12 @@
 //! Prometheus metrics: every name and label is written here once; the rest of destino
 //! records through the methods below.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -14,9 +15,12 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
-/// Every metric the server exports.
+/// Every metric the server exports; cheap to clone (one shared set).
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<Collectors>);
+
+#[derive(Debug)]
+struct Collectors {
     registry: Registry,
     /// Inference requests by model, version, outcome (`success`/`failure`) and failure reason.
     requests: IntCounterVec,
@@ -51,6 +55,58 @@ impl Drop for BusyInstance {
     }
 }
 
+/// One model version's successful requests, counted as `record_request` counts them, without
+/// looking the labels up for every request.
+#[derive(Debug, Clone)]
+pub struct RequestMetrics {
+    successes: IntCounter,
+    seconds: Histogram,
+}
+
+impl RequestMetrics {
+    pub fn success(&self, total: Duration) {
+        self.successes.inc();
+        self.seconds.observe(total.as_secs_f64());
+    }
+}
+
+/// One model's queue and engine metrics, recorded by its scheduler for every request and run
+/// without looking the label up each time.
+#[derive(Debug, Clone)]
+pub struct ModelMetrics {
+    queue_depth: IntGauge,
+    busy_instances: IntGauge,
+    queue_seconds: Histogram,
+    compute_seconds: Histogram,
+    batch_size: Histogram,
+}
+
+impl ModelMetrics {
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an engine instance as busy until the returned guard is dropped.
+    pub fn instance_busy(&self) -> BusyInstance {
+        self.busy_instances.inc();
+        BusyInstance(self.busy_instances.clone())
+    }
+
+    pub fn observe_queued(&self, waited: Duration) {
+        self.queue_seconds.observe(waited.as_secs_f64());
+    }
+
+    pub fn observe_computed(&self, took: Duration) {
+        self.compute_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Requests merged into one engine run.
+    pub fn observe_batch(&self, requests: usize) {
+        self.batch_size.observe(requests as f64);
+    }
+}
+
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     HistogramVec::new(opts, labels).expect("valid histogram definition")
@@ -71,7 +127,7 @@ impl Metrics {
             IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition")
         };
         let model = &["model"];
-        let metrics = Metrics {
+        let metrics = Collectors {
             registry: Registry::new(),
             requests: counter(
                 "destino_inference_requests_total",
@@ -153,7 +209,7 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
-        metrics
+        Metrics(Arc::new(metrics))
     }
 
     /// Counts one inference request with its one outcome: success, or the failure reason.
@@ -168,46 +224,37 @@ impl Metrics {
             None => ("success", ""),
             Some(reason) => ("failure", reason),
         };
-        self.requests
+        self.0
+            .requests
             .with_label_values(&[model, version, outcome, reason])
             .inc();
         if failure.is_none() {
-            self.request_seconds
+            self.0
+                .request_seconds
                 .with_label_values(&[model])
                 .observe(total.as_secs_f64());
         }
     }
 
-    pub fn set_queue_depth(&self, model: &str, depth: usize) {
-        self.queue_depth
-            .with_label_values(&[model])
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    /// The success metrics of one model version, their labels resolved once.
+    pub fn requests_of(&self, model: &str, version: u64) -> RequestMetrics {
+        let version = version.to_string();
+        RequestMetrics {
+            successes: (self.0.requests).with_label_values(&[model, &version, "success", ""]),
+            seconds: self.0.request_seconds.with_label_values(&[model]),
+        }
     }
 
-    /// Counts an engine instance of `model` as busy until the returned guard is dropped.
-    pub fn instance_busy(&self, model: &str) -> BusyInstance {
-        let gauge = self.busy_instances.with_label_values(&[model]);
-        gauge.inc();
-        BusyInstance(gauge)
-    }
-
-    pub fn observe_queued(&self, model: &str, waited: Duration) {
-        self.queue_seconds
-            .with_label_values(&[model])
-            .observe(waited.as_secs_f64());
-    }
-
-    pub fn observe_computed(&self, model: &str, took: Duration) {
-        self.compute_seconds
-            .with_label_values(&[model])
-            .observe(took.as_secs_f64());
-    }
-
-    /// Requests merged into one engine run.
-    pub fn observe_batch(&self, model: &str, requests: usize) {
-        self.batch_size
-            .with_label_values(&[model])
-            .observe(requests as f64);
+    /// The queue and engine metrics of `model`, their label resolved once.
+    pub fn model(&self, model: &str) -> ModelMetrics {
+        let label = &[model];
+        ModelMetrics {
+            queue_depth: self.0.queue_depth.with_label_values(label),
+            busy_instances: self.0.busy_instances.with_label_values(label),
+            queue_seconds: self.0.queue_seconds.with_label_values(label),
+            compute_seconds: self.0.compute_seconds.with_label_values(label),
+            batch_size: self.0.batch_size.with_label_values(label),
+        }
     }
 
     /// A model version now serves (`serving`) or no longer does, on `engine` and `device`,
@@ -224,42 +271,45 @@ impl Metrics {
         let version = version.to_string();
         let labels = [model, &version, engine, device];
         if serving {
-            self.model_info.with_label_values(&labels).set(1);
+            self.0.model_info.with_label_values(&labels).set(1);
             if let Some(nodes) = nodes_on_cpu {
                 let nodes = i64::try_from(nodes).unwrap_or(i64::MAX);
-                self.nodes_on_cpu
+                self.0
+                    .nodes_on_cpu
                     .with_label_values(&[model, &version])
                     .set(nodes);
             }
         } else {
-            let _ = self.model_info.remove_label_values(&labels);
-            let _ = self.nodes_on_cpu.remove_label_values(&[model, &version]);
+            let _ = self.0.model_info.remove_label_values(&labels);
+            let _ = self.0.nodes_on_cpu.remove_label_values(&[model, &version]);
         }
     }
 
     pub fn set_model_ready(&self, model: &str, ready: bool) {
-        self.model_ready
+        self.0
+            .model_ready
             .with_label_values(&[model])
             .set(i64::from(ready));
     }
 
-    /// One response of a transport's route (HTTP today).
-    pub fn count_response(&self, route: &str, status: u16) {
-        self.http_responses
-            .with_label_values(&[route, &status.to_string()])
+    /// One response of a transport's route (HTTP today), with its status code as text.
+    pub fn count_response(&self, route: &str, status: &str) {
+        self.0
+            .http_responses
+            .with_label_values(&[route, status])
             .inc();
     }
 
     /// One model update that ended in `state` (`ready`, `failed` or `rolled_back`).
     pub fn count_update(&self, model: &str, state: &str) {
-        self.updates.with_label_values(&[model, state]).inc();
+        self.0.updates.with_label_values(&[model, state]).inc();
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        let _ = TextEncoder::new().encode(&self.0.registry.gather(), &mut buffer);
         String::from_utf8_lossy(&buffer).into_owned()
     }
 }

@@ -17,7 +17,7 @@ use destino_core::{Engine, Error, Result};
 
 use crate::batch::supports_batching;
 use crate::instances::Instances;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestMetrics};
 use crate::scheduler::{
     BatchPolicy, EngineFactory, InstanceStatus, RestartPolicy, Scheduler, SchedulerConfig, Spawn,
 };
@@ -124,6 +124,8 @@ pub struct ServedModel {
     pub stats: Arc<Stats>,
     /// Engine instances serving it.
     pub instance_count: usize,
+    /// Its successful requests in the metrics.
+    pub request_metrics: RequestMetrics,
 }
 
 impl ServedModel {
@@ -211,6 +213,7 @@ impl ServedModel {
             warmup: note,
             stats,
             instance_count: instances,
+            request_metrics: context.metrics.requests_of(&entry.name, version.number()),
         }))
     }
 

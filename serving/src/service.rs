@@ -1,6 +1,7 @@
 //! What every transport serves through: the registry, and the limits that apply to a request
 //! whatever carries it.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -36,9 +37,14 @@ impl Default for ServiceOptions {
     }
 }
 
-/// The served models and the options every transport shares; cheap to clone.
+/// The served models and the options every transport shares; cheap to clone (one shared
+/// set, read through `Deref`).
 #[derive(Debug, Clone)]
-pub struct Service {
+pub struct Service(Arc<ServiceParts>);
+
+/// What every clone of a `Service` shares.
+#[derive(Debug)]
+pub struct ServiceParts {
     pub registry: Arc<Registry>,
     pub options: Arc<ServiceOptions>,
     /// Cleared when shutdown starts, so readiness fails while requests drain.
@@ -47,20 +53,32 @@ pub struct Service {
     pub updates: Option<Arc<dyn ModelUpdates>>,
 }
 
+impl Deref for Service {
+    type Target = ServiceParts;
+
+    fn deref(&self) -> &ServiceParts {
+        &self.0
+    }
+}
+
 impl Service {
     pub fn new(registry: Arc<Registry>, options: ServiceOptions) -> Service {
-        Service {
+        Service(Arc::new(ServiceParts {
             registry,
             options: Arc::new(options),
             accepting: Arc::new(AtomicBool::new(true)),
             updates: None,
-        }
+        }))
     }
 
     /// The service with model updates offered (HTTP's update route, MQTT's update topic).
-    pub fn with_updates(mut self, updates: Arc<dyn ModelUpdates>) -> Service {
-        self.updates = Some(updates);
-        self
+    pub fn with_updates(self, updates: Arc<dyn ModelUpdates>) -> Service {
+        Service(Arc::new(ServiceParts {
+            registry: self.registry.clone(),
+            options: self.options.clone(),
+            accepting: self.accepting.clone(),
+            updates: Some(updates),
+        }))
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -20,7 +20,7 @@ use destino_core::{Engine, Error, Result, Tensors};
 use tokio::sync::oneshot;
 
 use crate::batch::{Padding, batch_rows};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ModelMetrics};
 use crate::stats::Stats;
 
 pub use health::InstanceStatus;
@@ -92,6 +92,8 @@ struct Shared {
     depth: AtomicUsize,
     health: Health,
     metrics: Metrics,
+    /// This model's queue and engine metrics.
+    model_metrics: ModelMetrics,
     stats: Arc<Stats>,
     /// Set when the scheduler is dropped: instances stop instead of restarting.
     closed: AtomicBool,
@@ -100,7 +102,7 @@ struct Shared {
 impl Shared {
     fn leave_queue(&self) {
         let depth = self.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-        self.metrics.set_queue_depth(&self.model, depth);
+        self.model_metrics.set_queue_depth(depth);
     }
 }
 
@@ -155,6 +157,7 @@ impl Scheduler {
             depth: AtomicUsize::new(0),
             health: Health::new(engines.len()),
             metrics: config.metrics.clone(),
+            model_metrics: config.metrics.model(model),
             stats: config.stats.clone(),
             closed: AtomicBool::new(false),
         });
@@ -232,7 +235,7 @@ impl Scheduler {
                 (d < capacity).then_some(d + 1)
             });
         match admitted {
-            Ok(depth) => self.shared.metrics.set_queue_depth(model, depth + 1),
+            Ok(depth) => self.shared.model_metrics.set_queue_depth(depth + 1),
             Err(_) => {
                 return Err(ServeError::QueueFull {
                     model: model.clone(),

@@ -138,20 +138,19 @@ impl Worker {
     }
 
     fn execute(&mut self, batch: Vec<Job>) {
-        let model = &self.shared.model;
         // Busy before the requests leave the queue and until they are counted, so a queue
         // and instances seen idle together mean no run is under way.
-        let busy = self.shared.metrics.instance_busy(model);
+        let busy = self.shared.model_metrics.instance_busy();
         for _ in &batch {
             self.shared.leave_queue();
         }
         let started = Instant::now();
         for job in &batch {
             let waited = started - job.enqueued;
-            self.shared.metrics.observe_queued(model, waited);
+            self.shared.model_metrics.observe_queued(waited);
             self.shared.stats.queued(waited);
         }
-        self.shared.metrics.observe_batch(model, batch.len());
+        self.shared.model_metrics.observe_batch(batch.len());
         let outputs = if batch.len() == 1 {
             let job = &batch[0];
             vec![self.run_one(job)]
@@ -230,9 +229,7 @@ impl Worker {
         let computed = started.elapsed();
         let batch_requests = batch.len();
         for (job, result) in batch.into_iter().zip(outputs) {
-            self.shared
-                .metrics
-                .observe_computed(&self.shared.model, computed);
+            self.shared.model_metrics.observe_computed(computed);
             let reply = result.map(|outputs| Reply {
                 outputs,
                 queued: started - job.enqueued,

@@ -2,6 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::HeaderMap;
 use destino_serving::ApiError;
 
 use crate::error::HttpError;
@@ -25,5 +26,20 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .await
             .map(RawBody)
             .map_err(|rejection| HttpError::rejection(rejection.status(), rejection.body_text()))
+    }
+}
+
+/// The request's headers, moved out rather than copied as the `HeaderMap` extractor does, and
+/// its whole body.
+#[derive(Debug)]
+pub struct HeadersAndBody(pub HeaderMap, pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for HeadersAndBody {
+    type Rejection = HttpError;
+
+    async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = std::mem::take(request.headers_mut());
+        let RawBody(body) = RawBody::from_request(request, state).await?;
+        Ok(HeadersAndBody(headers, body))
     }
 }

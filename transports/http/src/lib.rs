@@ -20,4 +20,4 @@ pub mod v2;
 
 pub use router::router;
 pub use server::{ServeOptions, serve};
-pub use state::{AppState, HttpOptions};
+pub use state::{AppState, AppStateParts, HttpOptions};

@@ -18,18 +18,15 @@ use crate::state::AppState;
 /// service and boxes a future per request): counts the response by matched route and status,
 /// refuses requests without the API key, and reads the body before the handler runs.
 pub async fn front_door(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = match api_key_refusal(&state, &request) {
         Some(refusal) => refusal,
         None => read_body_within_deadline(&state, request, next).await,
     };
-    state
-        .service
-        .metrics()
-        .count_response(&route, response.status().as_u16());
+    state.service.metrics().count_response(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status().as_str(),
+    );
     response
 }
 

@@ -1,6 +1,7 @@
 //! What every handler shares: the service (registry and protocol limits) and the options of
 //! the HTTP front door itself.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,18 +34,28 @@ impl Default for HttpOptions {
     }
 }
 
-/// The state handed to every handler.
+/// The state handed to every handler; cheap to clone (one shared set, read through `Deref`),
+/// as the router's layers clone it for every request.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+/// What every clone of an `AppState` shares.
+#[derive(Debug)]
+pub struct AppStateParts {
     pub service: Service,
-    pub options: Arc<HttpOptions>,
+    pub options: HttpOptions,
+}
+
+impl Deref for AppState {
+    type Target = AppStateParts;
+
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
 }
 
 impl AppState {
     pub fn new(service: Service, options: HttpOptions) -> AppState {
-        AppState {
-            service,
-            options: Arc::new(options),
-        }
+        AppState(Arc::new(AppStateParts { service, options }))
     }
 }

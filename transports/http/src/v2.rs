@@ -15,7 +15,7 @@ use destino_serving::{ApiError, RegistryError, ServedModel};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::body::RawBody;
+use crate::body::HeadersAndBody;
 use crate::error::HttpError;
 use crate::router::InferenceResult;
 use crate::state::AppState;
@@ -112,8 +112,7 @@ pub async fn model_ready(
 pub async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    HeadersAndBody(headers, body): HeadersAndBody,
 ) -> Response {
     let version = path.version.as_deref();
     let result = on_model(&state.service, &path.model, version, async |model| {
