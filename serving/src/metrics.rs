@@ -238,9 +238,9 @@ impl Metrics {
 
     /// The success metrics of one model version, their labels resolved once.
     pub fn requests_of(&self, model: &str, version: u64) -> RequestMetrics {
-        let version = version.to_string();
+        let labels = [model, &version.to_string(), "success", ""];
         RequestMetrics {
-            successes: (self.0.requests).with_label_values(&[model, &version, "success", ""]),
+            successes: self.0.requests.with_label_values(&labels),
             seconds: self.0.request_seconds.with_label_values(&[model]),
         }
     }
