@@ -324,8 +324,8 @@ pub fn router(state: AppState) -> Router {
     }
     let request_id = HeaderName::from_static(REQUEST_ID);
     // One `layer` call for the whole stack: axum boxes each `Router::layer` as a route of its
-    // own and clones every box inside it per request, so nine calls cost dozens of
-    // allocations per request where one costs two. Listed outermost first.
+    // own and clones every box inside it per request (nine calls: 143 `malloc` calls per
+    // small V2 request on the HTTP thread; one call: 75). Listed outermost first.
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeCountedUuid))
         .layer(PropagateRequestIdLayer::new(request_id))
