@@ -7,7 +7,9 @@
 pub mod azure;
 pub mod body;
 pub mod error;
+pub mod error_bodies;
 mod event_loop;
+pub mod front_door;
 pub mod middleware;
 pub mod openai;
 pub mod openapi;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
 use tower::ServiceBuilder;
@@ -22,7 +21,9 @@ use tower_http::trace::TraceLayer;
 use destino_serving::{ApiError, ErrorKind};
 
 use crate::error::{HttpError, InternalError};
-use crate::middleware::{REQUEST_ID, error_bodies, front_door};
+use crate::error_bodies::ErrorBodiesLayer;
+use crate::front_door::FrontDoorLayer;
+use crate::middleware::REQUEST_ID;
 use crate::request_id::MakeCountedUuid;
 use crate::state::AppState;
 use crate::{azure, openai, openapi, repository, v2};
@@ -328,7 +329,6 @@ pub fn router(state: AppState) -> Router {
     // small V2 request on the HTTP thread; one call: 75). Listed outermost first.
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeCountedUuid))
-        .layer(PropagateRequestIdLayer::new(request_id))
         .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
                 let id = request
@@ -339,8 +339,10 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = id)
             },
         ))
-        // Outside the panic catcher, so a panic's answer names the request id too.
-        .layer(axum::middleware::from_fn(error_bodies))
+        // Outside the id's propagation, so an internal error's body (a panic's too) reads
+        // the request id from its response.
+        .layer(ErrorBodiesLayer)
+        .layer(PropagateRequestIdLayer::new(request_id))
         // A bug that panics in a handler answers 500 instead of dropping the connection.
         .layer(CatchPanicLayer::custom(panicked))
         // Responses are compressed as Triton does: inference results only, when the client
@@ -357,7 +359,7 @@ pub fn router(state: AppState) -> Router {
         .map_request(|request: axum::http::Request<_>| request.map(axum::body::Body::new))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         // Innermost: bodies are read only for requests that passed the API key check.
-        .layer(from_fn_with_state(state.clone(), front_door));
+        .layer(FrontDoorLayer::new(state.clone()));
     let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
