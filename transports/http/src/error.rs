@@ -1,7 +1,7 @@
 //! Every failed HTTP request answers `{"error": "..."}` with the status of its error's kind
 //! (`ErrorKind::status_code`, the one mapping) and `Retry-After` where retrying helps. An
 //! internal error's detail goes to the log, in the request's span (with its id); the client
-//! reads "internal error" and the request id (`middleware::error_bodies`).
+//! reads "internal error" and the request id (`error_bodies`).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::Response;
@@ -16,8 +17,6 @@ use tower::{Layer, Service};
 
 use crate::error::InternalError;
 use crate::middleware::REQUEST_ID;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Puts [`ErrorBodies`] around a service. It must sit outside the layer that copies the
 /// request id onto the response, which is where internal errors read it.

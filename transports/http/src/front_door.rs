@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::BoxError;
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request};
 use axum::http::request::Parts;
@@ -26,8 +27,6 @@ use crate::body::body_too_large;
 use crate::error::HttpError;
 use crate::middleware::{api_key_refusal, is_length_limit};
 use crate::state::AppState;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Puts [`FrontDoor`] around the routes.
 #[derive(Debug, Clone)]
