@@ -1,5 +1,6 @@
 //! The nesting limit of JSON bodies: Triton refuses documents nested deeper than 100 levels,
-//! and so does destino, before parsing them (a scan that allocates nothing).
+//! and so does destino (a scan that allocates nothing: of a whole body, or of the values a
+//! reader hands to serde_json while it counts its own levels).
 //!
 //! The scan reads eight bytes at a time and stops only at bytes that matter (quotes,
 //! brackets, braces; in strings, quotes and backslashes): a tensor's numbers, most of a large
@@ -66,24 +67,36 @@ fn skip_string(json: &[u8], mut from: usize) -> usize {
     }
 }
 
+/// The refusal of a body nested too deep.
+pub fn too_deep() -> String {
+    format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")
+}
+
 /// Refuses `json` when arrays and objects nest deeper than `MAX_JSON_DEPTH`; brackets inside
 /// strings do not count. Malformed JSON is left to the parser.
 pub fn check_depth(json: &[u8]) -> Result<(), ApiError> {
+    match nests_deeper_than(json, MAX_JSON_DEPTH) {
+        true => Err(ApiError::invalid(too_deep())),
+        false => Ok(()),
+    }
+}
+
+/// Whether arrays and objects in `json` nest deeper than `levels` (brackets inside strings
+/// do not count).
+pub(crate) fn nests_deeper_than(json: &[u8], levels: usize) -> bool {
     let (mut depth, mut at) = (0usize, 0usize);
     loop {
         at = skip_words(json, at, has_structural);
         let Some(&byte) = json.get(at) else {
-            return Ok(());
+            return false;
         };
         at += 1;
         match byte {
             b'"' => at = skip_string(json, at),
             b'[' | b'{' => {
                 depth += 1;
-                if depth > MAX_JSON_DEPTH {
-                    return Err(ApiError::invalid(format!(
-                        "JSON nested deeper than {MAX_JSON_DEPTH} levels"
-                    )));
+                if depth > levels {
+                    return true;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),

@@ -1,18 +1,35 @@
 //! A cursor over a JSON text for readers that walk an object's members themselves: each
 //! member's value is read where it stands by serde_json (or by a caller's fast path), so a
 //! large value is read once, not skipped by one parser and read again by another.
+//!
+//! The cursor also holds the text to `MAX_JSON_DEPTH` levels: it counts the objects and
+//! arrays it walks, checks each value it hands to serde_json, and tells a caller's fast
+//! path how many levels are left.
 
 use serde::Deserialize;
+
+use crate::v2::depth::{MAX_JSON_DEPTH, nests_deeper_than, too_deep};
 
 /// Where a JSON text is being read; errors carry the line and column in the whole text.
 pub(crate) struct Cursor<'a> {
     text: &'a [u8],
     at: usize,
+    /// The objects and arrays open at the cursor.
+    depth: usize,
 }
 
 impl<'a> Cursor<'a> {
     pub fn new(text: &'a [u8]) -> Self {
-        Cursor { text, at: 0 }
+        Cursor {
+            text,
+            at: 0,
+            depth: 0,
+        }
+    }
+
+    /// How many levels a value at the cursor may nest.
+    pub fn levels_left(&self) -> usize {
+        MAX_JSON_DEPTH.saturating_sub(self.depth)
     }
 
     pub fn text(&self) -> &'a [u8] {
@@ -34,14 +51,21 @@ impl<'a> Cursor<'a> {
         self.text.get(self.at).copied()
     }
 
-    /// Reads one value of type `T` at the cursor with serde_json.
+    /// Reads one value of type `T` at the cursor with serde_json; a value nested past the
+    /// levels left is refused.
     pub fn value<T: Deserialize<'a>>(&mut self) -> Result<T, String> {
         self.peek();
         let rest = &self.text[self.at..];
         let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
         match values.next() {
             Some(Ok(value)) => {
-                self.at += values.byte_offset();
+                let read = &rest[..values.byte_offset()];
+                if let Some(b'[' | b'{') = read.first()
+                    && nests_deeper_than(read, self.levels_left())
+                {
+                    return Err(too_deep());
+                }
+                self.at += read.len();
                 Ok(value)
             }
             Some(Err(e)) => Err(self.serde_error_at(self.at, &e)),
@@ -55,9 +79,9 @@ impl<'a> Cursor<'a> {
         mut member: impl FnMut(&mut Self, &str) -> Result<(), String>,
     ) -> Result<(), String> {
         self.expect(b'{', "an object")?;
+        self.enter()?;
         if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(());
+            return self.leave();
         }
         loop {
             if self.peek() != Some(b'"') {
@@ -68,10 +92,7 @@ impl<'a> Cursor<'a> {
             member(self, &key)?;
             match self.peek() {
                 Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(());
-                }
+                Some(b'}') => return self.leave(),
                 _ => return Err(self.error("expected `,` or `}`")),
             }
         }
@@ -83,21 +104,34 @@ impl<'a> Cursor<'a> {
         mut item: impl FnMut(&mut Self) -> Result<(), String>,
     ) -> Result<(), String> {
         self.expect(b'[', "an array")?;
+        self.enter()?;
         if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(());
+            return self.leave();
         }
         loop {
             item(self)?;
             match self.peek() {
                 Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(());
-                }
+                Some(b']') => return self.leave(),
                 _ => return Err(self.error("expected `,` or `]`")),
             }
         }
+    }
+
+    /// Into an object or array whose opening the cursor just passed.
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        match self.depth > MAX_JSON_DEPTH {
+            true => Err(too_deep()),
+            false => Ok(()),
+        }
+    }
+
+    /// Past the closing of the innermost object or array open.
+    fn leave(&mut self) -> Result<(), String> {
+        self.at += 1;
+        self.depth = self.depth.saturating_sub(1);
+        Ok(())
     }
 
     /// Only whitespace may follow.

@@ -8,7 +8,7 @@ use half::f16;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use crate::v2::datatype::to_v2;
-use crate::v2::json_numbers::read_numbers_at;
+use crate::v2::json_numbers::{Quotient, f32_from_quotient, read_numbers_at};
 use destino_core::dtype::DType;
 use destino_core::tensor::TensorData;
 
@@ -25,6 +25,11 @@ pub(crate) trait JsonElement: Sized {
     }
     fn from_f64(_: f64) -> Option<Self> {
         None
+    }
+    /// A fraction with a negative exponent (`from_f64` of serde_json's quotient unless the
+    /// type computes the same value faster).
+    fn from_quotient(q: Quotient) -> Option<Self> {
+        Self::from_f64(q.divided())
     }
     fn from_str(_: &str) -> Option<Self> {
         None
@@ -67,7 +72,22 @@ macro_rules! floats {
         }
     )*};
 }
-floats!(f16 => f16::from_f64, f32 => |v: f64| v as f32, f64 => |v: f64| v);
+floats!(f16 => f16::from_f64, f64 => |v: f64| v);
+
+impl JsonElement for f32 {
+    fn from_u64(v: u64) -> Option<Self> {
+        Some(v as f64 as f32)
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        Some(v as f64 as f32)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(v as f32)
+    }
+    fn from_quotient(q: Quotient) -> Option<Self> {
+        Some(f32_from_quotient(q))
+    }
+}
 
 impl JsonElement for String {
     fn from_str(v: &str) -> Option<Self> {
@@ -127,15 +147,21 @@ pub fn read_raw_with_serde(
     Ok(by_dtype!(typed.dtype, leaves_of_text(raw, typed)))
 }
 
-/// Reads numeric `data` where it stands, at `at` of the request's `text`, in one pass;
-/// returns the elements and where the value ends, or `None` for what only serde can read
-/// (booleans, strings, anything out of the ordinary) or refuse with a precise error.
-pub fn read_in_place(text: &[u8], at: usize, typed: TypedData<'_>) -> Option<(TensorData, usize)> {
+/// Reads numeric `data` where it stands, at `at` of the request's `text`, in one pass, its
+/// arrays nested at most `levels` deep; returns the elements and where the value ends, or
+/// `None` for what only serde can read (booleans, strings, anything out of the ordinary)
+/// or refuse with a precise error.
+pub fn read_in_place(
+    text: &[u8],
+    at: usize,
+    levels: usize,
+    typed: TypedData<'_>,
+) -> Option<(TensorData, usize)> {
     if matches!(typed.dtype, DType::Bool | DType::String) {
         return None;
     }
     let mut end = at;
-    let data = by_dtype!(typed.dtype, numbers_in_place(text, &mut end, typed));
+    let data = by_dtype!(typed.dtype, numbers_in_place(text, &mut end, levels, typed));
     Some((data, end))
 }
 
@@ -143,10 +169,11 @@ pub fn read_in_place(text: &[u8], at: usize, typed: TypedData<'_>) -> Option<(Te
 fn numbers_in_place<T: JsonElement>(
     text: &[u8],
     at: &mut usize,
+    levels: usize,
     typed: TypedData<'_>,
 ) -> Option<Vec<T>> {
     let mut out = Vec::with_capacity(reserved(typed, text.len() - *at));
-    *at = read_numbers_at(text, *at, &mut out)?;
+    *at = read_numbers_at(text, *at, levels, &mut out)?;
     Some(out)
 }
 

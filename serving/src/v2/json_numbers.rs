@@ -9,17 +9,18 @@ use std::sync::LazyLock;
 use crate::v2::json_cursor::skip_whitespace;
 use crate::v2::json_elements::JsonElement;
 
-/// Reads the value at `at` of `text` (a number, or arrays of numbers nested to any depth,
-/// checked against JSON's grammar) into `out`; returns where it ends, or `None` when
-/// something there needs serde's reading (`out` is then partly filled).
+/// Reads the value at `at` of `text` (a number, or arrays of numbers nested up to `levels`
+/// deep, checked against JSON's grammar) into `out`; returns where it ends, or `None` when
+/// something there needs serde's reading or refusal (`out` is then partly filled).
 pub(crate) fn read_numbers_at<T: JsonElement>(
     text: &[u8],
     mut at: usize,
+    levels: usize,
     out: &mut Vec<T>,
 ) -> Option<usize> {
     // The table once per value, not once per number (a `LazyLock` checks its state at
     // every access); with `number` inlined, the loop is about a tenth faster.
-    let pow10: &[f64; 309] = &POW10;
+    let powers: &Powers = &POWERS;
     let mut depth = 0usize;
     loop {
         // A value: an array's start, or a number.
@@ -27,6 +28,9 @@ pub(crate) fn read_numbers_at<T: JsonElement>(
         match *text.get(at)? {
             b'[' => {
                 depth += 1;
+                if depth > levels {
+                    return None;
+                }
                 at = skip_whitespace(text, at + 1);
                 if text.get(at) != Some(&b']') {
                     continue;
@@ -35,7 +39,7 @@ pub(crate) fn read_numbers_at<T: JsonElement>(
                 depth -= 1;
             }
             b'-' | b'0'..=b'9' => {
-                let (number, end) = number(text, at, pow10)?;
+                let (number, end) = number(text, at, powers)?;
                 out.push(number.convert()?);
                 at = end;
             }
@@ -62,12 +66,14 @@ pub(crate) fn read_numbers_at<T: JsonElement>(
     }
 }
 
-/// A JSON number as serde_json hands it to a visitor.
+/// A JSON number as serde_json hands it to a visitor; one with a negative decimal exponent
+/// is kept as its quotient's operands, for each element type to compute its own way.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Number {
     U64(u64),
     I64(i64),
     F64(f64),
+    Quotient(Quotient),
 }
 
 impl Number {
@@ -76,6 +82,7 @@ impl Number {
             Number::U64(v) => T::from_u64(v),
             Number::I64(v) => T::from_i64(v),
             Number::F64(v) => T::from_f64(v),
+            Number::Quotient(q) => T::from_quotient(q),
         }
     }
 }
@@ -85,7 +92,7 @@ impl Number {
 /// multiplication or division by a correctly rounded power of ten. Significands past
 /// `u64` and exponents past that table decline.
 #[inline(always)]
-fn number(bytes: &[u8], mut at: usize, pow10: &[f64; 309]) -> Option<(Number, usize)> {
+fn number(bytes: &[u8], mut at: usize, powers: &Powers) -> Option<(Number, usize)> {
     let negative = bytes[at] == b'-';
     at += usize::from(negative);
     let mut significand = 0u64;
@@ -133,17 +140,22 @@ fn number(bytes: &[u8], mut at: usize, pow10: &[f64; 309]) -> Option<(Number, us
             },
         }
     } else {
-        let pow = *pow10.get(exponent.unsigned_abs() as usize)?;
-        let magnitude = if exponent >= 0 {
+        let power = exponent.unsigned_abs() as usize;
+        let pow = *powers.exact.get(power)?;
+        if exponent >= 0 {
             let product = significand as f64 * pow;
             if product.is_infinite() {
                 return None;
             }
-            product
+            Number::F64(if negative { -product } else { product })
         } else {
-            significand as f64 / pow
-        };
-        Number::F64(if negative { -magnitude } else { magnitude })
+            Number::Quotient(Quotient {
+                significand: significand as f64,
+                divisor: pow,
+                reciprocal: powers.reciprocal[power],
+                negative,
+            })
+        }
     };
     Some((number, at))
 }
@@ -211,9 +223,56 @@ fn leading_digits(chunk: &[u8; 8]) -> (usize, u64) {
     (count, eight)
 }
 
-/// 10^0 ..= 10^308, each correctly rounded (as the literals of serde_json's table).
-static POW10: LazyLock<[f64; 309]> =
-    LazyLock::new(|| std::array::from_fn(|k| format!("1e{k}").parse().unwrap_or(f64::INFINITY)));
+/// `±significand / divisor`: serde_json's reading of a number with a negative exponent (one
+/// correctly rounded division), with the divisor's reciprocal for types that may multiply
+/// instead (see `f32_from_quotient`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Quotient {
+    pub significand: f64,
+    pub divisor: f64,
+    pub reciprocal: f64,
+    pub negative: bool,
+}
+
+impl Quotient {
+    /// The quotient in f64, as serde_json computes it.
+    pub fn divided(self) -> f64 {
+        let magnitude = self.significand / self.divisor;
+        if self.negative { -magnitude } else { magnitude }
+    }
+}
+
+/// The quotient rounded to f32, bit for bit `divided() as f32`, mostly without a division
+/// (the divisions were the largest single cost of reading an FP32 tensor). `significand ×
+/// reciprocal` is within a few f64 units in the last place of the quotient, so it rounds
+/// to the same f32 unless it lies that near the midpoint between two f32 values (the 29
+/// bits f32 drops are near `1 << 28`), or outside f32's normal range: then it divides.
+pub(crate) fn f32_from_quotient(q: Quotient) -> f32 {
+    const DROPPED: u64 = (1 << 29) - 1;
+    const MIDPOINT: u64 = 1 << 28;
+    const MARGIN: u64 = 16;
+    let estimate = q.significand * q.reciprocal;
+    let in_range = (f64::from(f32::MIN_POSITIVE)..f64::from(f32::MAX) / 2.0).contains(&estimate);
+    let magnitude = if in_range && (estimate.to_bits() & DROPPED).abs_diff(MIDPOINT) > MARGIN {
+        estimate as f32
+    } else {
+        (q.significand / q.divisor) as f32
+    };
+    if q.negative { -magnitude } else { magnitude }
+}
+
+/// Powers of ten for the numbers' reading.
+pub(crate) struct Powers {
+    /// 10^0 ..= 10^308, each correctly rounded (as the literals of serde_json's table).
+    exact: [f64; 309],
+    /// 10^-0 ..= 10^-308, each correctly rounded.
+    reciprocal: [f64; 309],
+}
+
+static POWERS: LazyLock<Powers> = LazyLock::new(|| Powers {
+    exact: std::array::from_fn(|k| format!("1e{k}").parse().unwrap_or(f64::INFINITY)),
+    reciprocal: std::array::from_fn(|k| format!("1e-{k}").parse().unwrap_or(0.0)),
+});
 
 #[cfg(test)]
 mod tests {
@@ -226,7 +285,7 @@ mod tests {
     /// The numbers of `raw` when all of it is one value the loop reads.
     fn fast<T: JsonElement>(raw: &str) -> Option<Vec<T>> {
         let mut out = Vec::new();
-        let end = read_numbers_at(raw.as_bytes(), 0, &mut out)?;
+        let end = read_numbers_at(raw.as_bytes(), 0, 100, &mut out)?;
         (skip_whitespace(raw.as_bytes(), end) == raw.len()).then_some(out)
     }
 
@@ -292,15 +351,56 @@ mod tests {
         }
     }
 
+    /// Decimals next to the midpoints between adjacent f32 values, where multiplying by the
+    /// reciprocal and dividing can round to different f32 values: the reading divides there.
+    #[test]
+    fn f32_quotients_near_midpoints_round_as_the_division_does() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut multiplied_differs = 0;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Normal f32 values from 2^-30 to 2^30.
+            let bits = (state as u32 & 0x807f_ffff) | ((97 + (state >> 40) as u32 % 60) << 23);
+            let x = f32::from_bits(bits);
+            let midpoint = (f64::from(x) + f64::from(f32::from_bits(bits + 1))) / 2.0;
+            for text in [format!("{midpoint:?}"), format!("{midpoint:e}")] {
+                let mut out = Vec::<f32>::new();
+                let mut wide = Vec::<f64>::new();
+                if read_numbers_at(text.as_bytes(), 0, 100, &mut out).is_none()
+                    || read_numbers_at(text.as_bytes(), 0, 100, &mut wide).is_none()
+                {
+                    continue;
+                }
+                assert_eq!(out[0].to_bits(), (wide[0] as f32).to_bits(), "{text}");
+                if let (Some(dot), false) = (text.find('.'), text.contains('e')) {
+                    let digits = text.replace(['.', '-'], "");
+                    let significand: u64 = digits.parse().unwrap_or(0);
+                    let power = text.len() - dot - 1;
+                    let q = Quotient {
+                        significand: significand as f64,
+                        divisor: POWERS.exact[power],
+                        reciprocal: POWERS.reciprocal[power],
+                        negative: false,
+                    };
+                    let multiplied = (q.significand * q.reciprocal) as f32;
+                    multiplied_differs += usize::from(multiplied != q.divided() as f32);
+                }
+            }
+        }
+        assert!(multiplied_differs > 0, "no case where the guard matters");
+    }
+
     #[test]
     fn reads_in_place_up_to_the_value_end() {
         let text = b"{\"data\": [ [1, 2] ,[3] ], \"x\": 0}";
         let mut out = Vec::<i32>::new();
-        let end = read_numbers_at(text, 9, &mut out);
+        let end = read_numbers_at(text, 9, 100, &mut out);
         assert_eq!((end, out), (Some(24), vec![1, 2, 3]));
         assert_eq!(&text[24..], b", \"x\": 0}");
         let mut out = Vec::<f32>::new();
-        assert_eq!(read_numbers_at(b"-2.5e1,", 0, &mut out), Some(6));
+        assert_eq!(read_numbers_at(b"-2.5e1,", 0, 100, &mut out), Some(6));
         assert_eq!(out, [-25.0]);
     }
 
@@ -328,6 +428,18 @@ mod tests {
         );
         assert_eq!(value, u64::MAX);
         assert_eq!(digits(b"18446744073709551616", 0, &mut 0), None);
+    }
+
+    #[test]
+    fn arrays_past_the_levels_left_decline() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let mut out = Vec::<u8>::new();
+        assert_eq!(
+            read_numbers_at(nested(3).as_bytes(), 0, 3, &mut out),
+            Some(7)
+        );
+        assert_eq!(read_numbers_at(nested(4).as_bytes(), 0, 3, &mut out), None);
+        assert_eq!(read_numbers_at(b"[[1], [[2]]]", 0, 2, &mut out), None);
     }
 
     #[test]

@@ -112,9 +112,13 @@ pub fn parse(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, 
             body.len()
         )));
     }
-    check_depth(&body[..json_end])?;
-    let request = read_request(&body[..json_end])
-        .map_err(|e| ApiError::invalid(format!("malformed inference request: {e}")))?;
+    // The reader holds the body to Triton's nesting limit as it goes; a body both too deep
+    // and malformed is refused for its depth, as when the whole body was checked first.
+    let request = read_request(&body[..json_end]).map_err(|e| {
+        check_depth(&body[..json_end])
+            .err()
+            .unwrap_or_else(|| ApiError::invalid(format!("malformed inference request: {e}")))
+    })?;
     let mut binary = body.slice(json_end..);
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
@@ -216,5 +220,55 @@ mod tests {
         assert!(bad(leftover, Some(13)).contains("no input claims"));
         let unknown = r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP8","data":[1]}]}"#;
         assert!(bad(unknown, None).contains("unknown datatype"));
+    }
+
+    /// The reader counts levels as it goes instead of scanning the body first: a body is
+    /// refused for its depth exactly when the whole-body scan refuses it, wherever the deep
+    /// part is (numeric data in either member order, strings, parameters, outputs, unknown
+    /// members), and a malformed deep body still gets the depth refusal.
+    #[test]
+    fn refuses_for_depth_exactly_when_the_whole_body_scan_does() {
+        let nest = |levels: usize, inner: &str, open: &str, close: &str| {
+            format!("{}{inner}{}", open.repeat(levels), close.repeat(levels))
+        };
+        let mut refused = 0;
+        for levels in 90..=102 {
+            let arrays = |inner: &str| nest(levels, inner, "[", "]");
+            let objects = nest(levels, "1", "{\"k\": ", "}");
+            let bodies = [
+                format!(
+                    r#"{{"inputs":[{{"name":"a","shape":[1],"datatype":"FP32","data":{}}}]}}"#,
+                    arrays("0.5")
+                ),
+                format!(
+                    r#"{{"inputs":[{{"data":{},"name":"a","shape":[1],"datatype":"INT8"}}]}}"#,
+                    arrays("-3")
+                ),
+                format!(
+                    r#"{{"inputs":[{{"name":"s","shape":[1],"datatype":"BYTES","data":{}}}]}}"#,
+                    arrays("\"[[{{\"")
+                ),
+                format!(r#"{{"parameters":{objects},"inputs":[]}}"#),
+                format!(
+                    r#"{{"inputs":[],"outputs":[{{"name":"y","parameters":{{"p":{}}}}}]}}"#,
+                    arrays("true")
+                ),
+                format!(r#"{{"x-extra":{},"inputs":[]}}"#, arrays("null")),
+                format!(r#"{{"inputs":[{{"name":"a","parameters":{objects}}}]}}"#),
+                // Malformed after the deep part, and malformed before it.
+                format!(r#"{{"x":{},"inputs":[],}}"#, arrays("1")),
+                format!(r#"{{"inputs":[}}, "x":{}}}"#, arrays("1")),
+            ];
+            for body in bodies {
+                let scan_refuses = check_depth(body.as_bytes()).is_err();
+                let result = parse(Bytes::from(body.clone()), None);
+                let depth_refused = result
+                    .as_ref()
+                    .is_err_and(|e| e.message.contains("nested deeper than 100"));
+                assert_eq!(depth_refused, scan_refuses, "{body}");
+                refused += usize::from(depth_refused);
+            }
+        }
+        assert!(refused > 20, "{refused}");
     }
 }

@@ -150,7 +150,7 @@ fn typed<'l>(dtype: DType, label: &'l str, shape: Option<&[i64]>) -> TypedData<'
 fn read_data(cursor: &mut Cursor<'_>, typed: TypedData<'_>) -> Result<TensorData, String> {
     cursor.peek();
     let start = cursor.position();
-    if let Some((data, end)) = read_in_place(cursor.text(), start, typed) {
+    if let Some((data, end)) = read_in_place(cursor.text(), start, cursor.levels_left(), typed) {
         cursor.advance_to(end);
         return Ok(data);
     }
@@ -165,7 +165,8 @@ fn read_data_at(
     text: &RawValue,
     typed: TypedData<'_>,
 ) -> Result<TensorData, String> {
-    match read_in_place(cursor.text(), start, typed) {
+    // The text was read (and its nesting checked) by the cursor already.
+    match read_in_place(cursor.text(), start, usize::MAX, typed) {
         Some((data, _)) => Ok(data),
         None => read_with_serde(cursor, start, text, typed),
     }
