@@ -84,11 +84,35 @@ pub fn check_depth(json: &[u8]) -> Result<(), ApiError> {
 /// Whether arrays and objects in `json` nest deeper than `levels` (brackets inside strings
 /// do not count).
 pub(crate) fn nests_deeper_than(json: &[u8], levels: usize) -> bool {
-    let (mut depth, mut at) = (0usize, 0usize);
+    scan(json, 0, levels, false) == Scan::Deeper
+}
+
+/// What a scan for an array's or object's end found.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Scan {
+    /// Nesting deeper than allowed.
+    Deeper,
+    /// The value closes just before this index.
+    Closed(usize),
+    /// The text ended first, or a bracket closed a brace (or the other way round).
+    Unclosed,
+}
+
+/// Scans the array or object opening at `from` of `json` for its end, nested at most
+/// `levels` deep (at most `MAX_JSON_DEPTH`). Only brackets and braces are checked: the
+/// text between is left to a reader that checks the grammar.
+pub(crate) fn closing(json: &[u8], from: usize, levels: usize) -> Scan {
+    scan(json, from, levels.min(MAX_JSON_DEPTH), true)
+}
+
+fn scan(json: &[u8], mut at: usize, levels: usize, stop_when_closed: bool) -> Scan {
+    let mut depth = 0usize;
+    // Bit `k`: level `k + 1` is an object (kept for the first 128 levels).
+    let mut objects = 0u128;
     loop {
         at = skip_words(json, at, has_structural);
         let Some(&byte) = json.get(at) else {
-            return false;
+            return Scan::Unclosed;
         };
         at += 1;
         match byte {
@@ -96,10 +120,26 @@ pub(crate) fn nests_deeper_than(json: &[u8], levels: usize) -> bool {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > levels {
-                    return true;
+                    return Scan::Deeper;
+                }
+                if let Some(bit) = 1u128.checked_shl(depth as u32 - 1) {
+                    objects = (objects & !bit) | if byte == b'{' { bit } else { 0 };
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            b']' | b'}' => {
+                if stop_when_closed {
+                    let opened_object = 1u128
+                        .checked_shl(depth.saturating_sub(1) as u32)
+                        .is_some_and(|bit| objects & bit != 0);
+                    if depth == 0 || opened_object != (byte == b'}') {
+                        return Scan::Unclosed;
+                    }
+                }
+                depth = depth.saturating_sub(1);
+                if depth == 0 && stop_when_closed {
+                    return Scan::Closed(at);
+                }
+            }
             _ => {}
         }
     }
@@ -148,6 +188,19 @@ mod tests {
         assert!(check_depth(escaped.as_bytes()).is_ok());
         let deep_after_numbers = format!("[{}{}]", "0.125,".repeat(999), "[".repeat(100));
         assert!(check_depth(deep_after_numbers.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn finds_where_a_value_closes() {
+        let text = br#"{"a": [1, [2, "]"], {"b": "\"}"}], "c": 3}"#;
+        let end = text.len() - br#", "c": 3}"#.len();
+        assert_eq!(&text[end - 2..end], b"}]");
+        assert_eq!(closing(text, 6, 3), Scan::Closed(end));
+        assert_eq!(closing(text, 6, 1), Scan::Deeper);
+        assert_eq!(closing(text, 0, 3), Scan::Closed(text.len()));
+        assert_eq!(closing(b"[[1]", 0, 3), Scan::Unclosed);
+        assert_eq!(closing(b"[[1}]", 0, 3), Scan::Unclosed);
+        assert_eq!(closing(br#"{"a": [1]]}"#, 0, 3), Scan::Unclosed);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::v2::depth::{MAX_JSON_DEPTH, nests_deeper_than, too_deep};
+use crate::v2::depth::{MAX_JSON_DEPTH, Scan, closing, nests_deeper_than, too_deep};
 
 /// Where a JSON text is being read; errors carry the line and column in the whole text.
 pub(crate) struct Cursor<'a> {
@@ -71,6 +71,27 @@ impl<'a> Cursor<'a> {
             Some(Err(e)) => Err(self.serde_error_at(self.at, &e)),
             None => Err(self.error("EOF while parsing a value")),
         }
+    }
+
+    /// Moves past the value at the cursor without reading it, and returns where it starts
+    /// and ends: an array or object by a scan for its end (counting its levels, leaving its
+    /// grammar to whoever reads it later), anything else read by serde_json.
+    pub fn skip(&mut self) -> Result<(usize, usize), String> {
+        self.peek();
+        let start = self.at;
+        if let Some(b'[' | b'{') = self.text.get(start) {
+            match closing(self.text, start, self.levels_left()) {
+                Scan::Closed(end) => {
+                    self.at = end;
+                    return Ok((start, end));
+                }
+                Scan::Deeper => return Err(too_deep()),
+                // serde_json's error below.
+                Scan::Unclosed => {}
+            }
+        }
+        self.value::<serde::de::IgnoredAny>()?;
+        Ok((start, self.at))
     }
 
     /// Reads an object, calling `member` with each key; `member` reads the value.

@@ -141,7 +141,7 @@ impl<'de> DeserializeSeed<'de> for TypedData<'_> {
 /// Reads `raw` as `typed.dtype` elements through serde alone: for text the in-place
 /// reading declined (serde's errors name the element).
 pub fn read_raw_with_serde(
-    raw: &str,
+    raw: &[u8],
     typed: TypedData<'_>,
 ) -> Result<TensorData, serde_json::Error> {
     Ok(by_dtype!(typed.dtype, leaves_of_text(raw, typed)))
@@ -184,10 +184,10 @@ fn reserved(typed: TypedData<'_>, text_len: usize) -> usize {
 }
 
 fn leaves_of_text<T: JsonElement>(
-    raw: &str,
+    raw: &[u8],
     typed: TypedData<'_>,
 ) -> Result<Vec<T>, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let out = leaves(&mut deserializer, typed, reserved(typed, raw.len()))?;
     deserializer.end()?;
     Ok(out)

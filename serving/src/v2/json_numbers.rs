@@ -296,7 +296,7 @@ mod tests {
             label: "x",
             claimed: 0,
         };
-        read_raw_with_serde(raw, typed).unwrap()
+        read_raw_with_serde(raw.as_bytes(), typed).unwrap()
     }
 
     /// The fast path reads `raw` as serde does, bit for bit, as FP64 and as FP32.

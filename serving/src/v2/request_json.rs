@@ -31,11 +31,11 @@ pub(crate) struct InputJson {
     pub data: Option<TensorData>,
 }
 
-/// An input's `data` while its object is read: elements, or where its text stands when it
-/// came before the datatype.
-enum Data<'a> {
+/// An input's `data` while its object is read: elements, or where its text stands (start
+/// and end) when it came before the datatype.
+enum Data {
     Read(TensorData),
-    Later(usize, &'a RawValue),
+    Later(usize, usize),
 }
 
 #[derive(Deserialize)]
@@ -90,8 +90,8 @@ fn read_input(cursor: &mut Cursor<'_>) -> Result<InputJson, String> {
                     Data::Read(read_data(cursor, typed(dtype, &label, shape.as_deref()))?)
                 }
                 None => {
-                    cursor.peek();
-                    Data::Later(cursor.position(), cursor.value()?)
+                    let (start, end) = cursor.skip()?;
+                    Data::Later(start, end)
                 }
             };
             once(&mut data, "data", read)
@@ -103,16 +103,22 @@ fn read_input(cursor: &mut Cursor<'_>) -> Result<InputJson, String> {
     let datatype = datatype.ok_or("missing field `datatype`")?;
     let data = match (data, from_v2(&datatype)) {
         (Some(Data::Read(elements)), _) => Some(elements),
-        (Some(Data::Later(start, text)), Some(dtype)) => {
+        (Some(Data::Later(start, end)), Some(dtype)) => {
             let label = label(Some(&name));
             Some(read_data_at(
                 cursor,
                 start,
-                text,
+                end,
                 typed(dtype, &label, Some(&shape)),
             )?)
         }
-        (Some(Data::Later(..)), None) | (None, _) => None,
+        // Not read, but still JSON or refused.
+        (Some(Data::Later(start, end)), None) => {
+            serde_json::from_slice::<IgnoredAny>(&cursor.text()[start..end])
+                .map_err(|e| cursor.serde_error_at(start, &e))?;
+            None
+        }
+        (None, _) => None,
     };
     Ok(InputJson {
         name,
@@ -155,20 +161,20 @@ fn read_data(cursor: &mut Cursor<'_>, typed: TypedData<'_>) -> Result<TensorData
         return Ok(data);
     }
     let text: &RawValue = cursor.value()?;
-    read_with_serde(cursor, start, text, typed)
+    read_with_serde(cursor, start, text.get().as_bytes(), typed)
 }
 
-/// Reads `data` whose text (`text`, at `start` of the body) came before its datatype.
+/// Reads `data` whose text (from `start` to `end` of the body, its nesting checked) came
+/// before its datatype.
 fn read_data_at(
     cursor: &Cursor<'_>,
     start: usize,
-    text: &RawValue,
+    end: usize,
     typed: TypedData<'_>,
 ) -> Result<TensorData, String> {
-    // The text was read (and its nesting checked) by the cursor already.
     match read_in_place(cursor.text(), start, usize::MAX, typed) {
-        Some((data, _)) => Ok(data),
-        None => read_with_serde(cursor, start, text, typed),
+        Some((data, read_to)) if read_to == end => Ok(data),
+        _ => read_with_serde(cursor, start, &cursor.text()[start..end], typed),
     }
 }
 
@@ -176,10 +182,10 @@ fn read_data_at(
 fn read_with_serde(
     cursor: &Cursor<'_>,
     start: usize,
-    text: &RawValue,
+    text: &[u8],
     typed: TypedData<'_>,
 ) -> Result<TensorData, String> {
-    read_raw_with_serde(text.get(), typed).map_err(|e| cursor.serde_error_at(start, &e))
+    read_raw_with_serde(text, typed).map_err(|e| cursor.serde_error_at(start, &e))
 }
 
 fn once<T>(slot: &mut Option<T>, field: &str, value: T) -> Result<(), String> {
@@ -305,6 +311,25 @@ mod tests {
             elements(&request.inputs[0]),
             &TensorData::String(vec!["x".into(), "y".into()])
         );
+        // Skipped by a scan for its end, the text is still read to JSON's grammar.
+        for (data, error) in [
+            ("[1, x]", "expected value at line 1 column 26"),
+            ("[1, 2}", "expected `,` or `]` at line 1 column 27"),
+            ("[[1], 2", "expected `,` or `]` at line 1 column 41"),
+            (
+                "[1, \"]\"]",
+                "input `a`: element 1 is \"]\", not a valid FP32 at line 1 column 28",
+            ),
+        ] {
+            let body = format!(
+                r#"{{"inputs": [{{"data": {data}, "datatype": "FP32", "name": "a", "shape": [2]}}]}}"#
+            );
+            let err = read_request(body.as_bytes()).err().unwrap_or_default();
+            assert!(err.starts_with(error), "{body}: {err}");
+        }
+        let unknown_and_broken =
+            r#"{"inputs": [{"data": [1, x], "datatype": "FP8", "name": "a", "shape": [1]}]}"#;
+        assert!(read_request(unknown_and_broken.as_bytes()).is_err());
         // An unknown datatype: no elements (the request is refused for the datatype).
         let unknown =
             r#"{"inputs": [{"data": [1], "datatype": "FP8", "name": "a", "shape": [1]}]}"#;
