@@ -96,7 +96,8 @@ impl TensorData {
     /// Elements of `dtype` packed little-endian in `bytes` (V2 binary data, ONNX `raw_data`);
     /// a trailing partial element is dropped. `None` for strings, which have no fixed width.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<TensorData> {
-        fn fixed<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+        // Generic over the conversion (not a `fn` pointer): inlined, the loop is a copy.
+        fn fixed<const N: usize, T>(bytes: &[u8], from: impl Fn([u8; N]) -> T) -> Vec<T> {
             bytes
                 .chunks_exact(N)
                 .map(|c| from(c.try_into().unwrap_or([0; N])))

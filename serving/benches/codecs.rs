@@ -1,7 +1,7 @@
 //! The request and response paths around the engine, in process: V2 JSON decoding of an
 //! EfficientNet-sized input (150 528 FP32 elements) in both member orders and with pixel
-//! values, JSON encoding of
-//! the same tensor, and image preprocessing of each shared PNG image (decode; resize, crop,
+//! values, JSON encoding of the same tensor, its decoding from Triton's binary data, and
+//! image preprocessing of each shared PNG image (decode; resize, crop,
 //! normalise). Run: `cargo bench -p destino-serving --bench codecs`.
 
 #![allow(clippy::unwrap_used)] // benchmark code: a panic is a failed run
@@ -13,6 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use destino_core::Tensor;
 use destino_core::manifest::Manifest;
 use destino_core::preprocess::{DEFAULT_MAX_PIXELS, decode_image};
+use destino_core::tensor::TensorData;
 use destino_serving::v2::decode::to_tensor;
 use destino_serving::v2::request::parse;
 use destino_serving::v2::response::FlatData;
@@ -94,5 +95,26 @@ fn image(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, json, image);
+/// The same input as Triton binary data (an `Inference-Header-Content-Length` body).
+fn binary(c: &mut Criterion) {
+    let tensor = input(false);
+    let header = br#"{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":602112}}]}"#;
+    let mut body = header.to_vec();
+    let TensorData::F32(values) = tensor.data() else {
+        unreachable!("an FP32 input")
+    };
+    body.extend(values.iter().flat_map(|x| x.to_le_bytes()));
+    let body = Bytes::from(body);
+    let decode = |body: &Bytes| {
+        let request = parse(body.clone(), Some(header.len())).unwrap();
+        to_tensor(request.inputs.into_iter().next().unwrap()).unwrap()
+    };
+    assert_eq!(decode(&body), tensor);
+    let mut group = c.benchmark_group("v2_binary");
+    group.sample_size(30);
+    group.bench_function("decode", |b| b.iter(|| decode(&body)));
+    group.finish();
+}
+
+criterion_group!(benches, json, binary, image);
 criterion_main!(benches);
