@@ -96,7 +96,14 @@ fn number(bytes: &[u8], mut at: usize, powers: &Powers) -> Option<(Number, usize
     let negative = bytes[at] == b'-';
     at += usize::from(negative);
     let mut significand = 0u64;
-    let (integer_digits, end) = digits(bytes, at, &mut significand)?;
+    // One integer digit is the common case (normalised values): no word to combine.
+    let (integer_digits, end) = match (bytes.get(at), bytes.get(at + 1)) {
+        (Some(&digit @ b'0'..=b'9'), next) if !next.is_some_and(u8::is_ascii_digit) => {
+            significand = u64::from(digit - b'0');
+            (1, at + 1)
+        }
+        _ => digits(bytes, at, &mut significand)?,
+    };
     // JSON allows no leading zero.
     if integer_digits == 0 || (integer_digits > 1 && bytes[at] == b'0') {
         return None;
@@ -176,7 +183,8 @@ fn digits(bytes: &[u8], mut at: usize, value: &mut u64) -> Option<(usize, usize)
         let (count, read) = leading_digits(chunk);
         *value = *value * POW10_INT[count] + read;
         at += count;
-        if count < 8 {
+        // Eight digits and no ninth is common (a float's fraction): no second word.
+        if count < 8 || !bytes.get(at).is_some_and(u8::is_ascii_digit) {
             return Some((at - start, at));
         }
     }
