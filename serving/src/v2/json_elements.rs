@@ -56,9 +56,10 @@ macro_rules! integers {
 }
 integers!(u8, u16, u32, u64, i8, i16, i32, i64);
 
-/// Floats take any JSON number, rounded to the nearest value of the type.
+/// Floats take any JSON number, rounded to the nearest value of the type (`$quotient`: a
+/// negative exponent's quotient, as `$from` of serde_json's division gives it).
 macro_rules! floats {
-    ($($t:ty => $from:expr),*) => {$(
+    ($($t:ty => $from:expr, $quotient:expr);*) => {$(
         impl JsonElement for $t {
             fn from_u64(v: u64) -> Option<Self> {
                 Some($from(v as f64))
@@ -69,25 +70,17 @@ macro_rules! floats {
             fn from_f64(v: f64) -> Option<Self> {
                 Some($from(v))
             }
+            fn from_quotient(q: Quotient) -> Option<Self> {
+                Some($quotient(q))
+            }
         }
     )*};
 }
-floats!(f16 => f16::from_f64, f64 => |v: f64| v);
-
-impl JsonElement for f32 {
-    fn from_u64(v: u64) -> Option<Self> {
-        Some(v as f64 as f32)
-    }
-    fn from_i64(v: i64) -> Option<Self> {
-        Some(v as f64 as f32)
-    }
-    fn from_f64(v: f64) -> Option<Self> {
-        Some(v as f32)
-    }
-    fn from_quotient(q: Quotient) -> Option<Self> {
-        Some(f32_from_quotient(q))
-    }
-}
+floats!(
+    f16 => f16::from_f64, |q: Quotient| f16::from_f64(q.divided());
+    f32 => |v: f64| v as f32, f32_from_quotient;
+    f64 => |v: f64| v, Quotient::divided
+);
 
 impl JsonElement for String {
     fn from_str(v: &str) -> Option<Self> {
