@@ -18,3 +18,14 @@ pub use infer::{encode_outputs, infer_encoded, infer_request};
 
 /// The header that gives the JSON part's length in Triton's binary form.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// The tests' pseudo-random numbers (xorshift64, from `seed`): reproducible cases.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

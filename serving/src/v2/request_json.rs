@@ -231,13 +231,8 @@ mod tests {
             "data": [9223372036854775807, -1], "name": "b", "shape": [2]}],
             "outputs": [{"name": "y", "parameters": {"binary_data": false}}]}"#;
         assert!(read_request(body).is_ok());
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as usize
-        };
+        let mut random = crate::v2::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || random() as usize;
         let noise = b"[]{},:\"-.0123456789eE+ \nabtrunlfx\\";
         for _ in 0..20_000 {
             let mut mangled = body.to_vec();
