@@ -4,7 +4,9 @@
 //! unfiltered in place. Anything else, and any file this path finds malformed, is left to
 //! `image`'s decoder, so what is accepted and how errors read do not change.
 
-use image::RgbImage;
+use std::sync::{Mutex, PoisonError};
+
+use image::{ImageBuffer, Rgb, RgbImage};
 
 const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -24,22 +26,88 @@ pub(crate) fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 /// The image as RGB (alpha dropped, as `image`'s `into_rgb8` does), or `None` when this path
 /// does not take it; callers check the size against their limit first (`dimensions`).
 pub(crate) fn decode(bytes: &[u8]) -> Option<RgbImage> {
+    let mut buffers = Buffers::default();
+    let (width, height) = decode_into(bytes, &mut buffers)?;
+    buffers
+        .pixels
+        .truncate(width as usize * height as usize * 3);
+    RgbImage::from_raw(width, height, buffers.pixels)
+}
+
+/// `use_image` on the decoded image, as `decode` but in kept buffers: no allocation, no
+/// zeroing and no fresh pages per image.
+pub(crate) fn with_decoded<T>(
+    bytes: &[u8],
+    use_image: impl FnOnce(&ImageBuffer<Rgb<u8>, &[u8]>) -> T,
+) -> Option<T> {
+    let mut buffers = Buffers::take();
+    let (width, height) = decode_into(bytes, &mut buffers)?;
+    let length = width as usize * height as usize * 3;
+    let image = ImageBuffer::from_raw(width, height, buffers.pixels.get(..length)?)?;
+    let result = use_image(&image);
+    buffers.give_back();
+    Some(result)
+}
+
+/// What a decode writes: the zlib stream gathered from its chunks, and the pixels (the
+/// inflated rows, unfiltered and packed in place).
+#[derive(Debug, Default)]
+struct Buffers {
+    stream: Vec<u8>,
+    pixels: Vec<u8>,
+}
+
+/// Buffers kept for the next images, any thread's, the most recently used last.
+static KEPT: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
+
+impl Buffers {
+    /// At most this much is kept between images, whatever the number of threads decoding.
+    const KEPT_BYTES: usize = 64 << 20;
+
+    fn take() -> Buffers {
+        let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.pop().unwrap_or_default()
+    }
+
+    fn give_back(self) {
+        let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        let held: usize = kept.iter().map(Buffers::bytes).sum();
+        if held + self.bytes() <= Self::KEPT_BYTES {
+            kept.push(self);
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.stream.capacity() + self.pixels.capacity()
+    }
+}
+
+/// Decodes into `buffers`: the width and height, the RGB pixels at the start of
+/// `buffers.pixels` (which may be longer, from an earlier image).
+fn decode_into(bytes: &[u8], buffers: &mut Buffers) -> Option<(u32, u32)> {
     let header = header(bytes)?;
     let stride = header.width as usize * header.channels;
     let rows = header.height as usize;
-    let mut raw = vec![0u8; rows.checked_mul(stride + 1)?];
-    let stream = image_data(bytes)?;
+    let length = rows.checked_mul(stride + 1)?;
+    if buffers.pixels.len() < length {
+        buffers.pixels.resize(length, 0);
+    }
+    let raw = &mut buffers.pixels[..length];
+    gather_image_data(bytes, &mut buffers.stream)?;
     let written = libdeflater::Decompressor::new()
-        .zlib_decompress(&stream, &mut raw)
+        .zlib_decompress(&buffers.stream, raw)
         .ok()?;
-    if written != raw.len() {
+    if written != length {
         return None;
     }
-    let pixels = match header.channels {
+    match header.channels {
         3 => unfilter::<3>(raw, stride, rows)?,
-        _ => drop_alpha(unfilter::<4>(raw, stride, rows)?),
-    };
-    RgbImage::from_raw(header.width, header.height, pixels)
+        _ => {
+            unfilter::<4>(raw, stride, rows)?;
+            drop_alpha(&mut raw[..rows * stride]);
+        }
+    }
+    Some((header.width, header.height))
 }
 
 /// IHDR, when it is the first chunk, intact, and describes an image this path decodes.
@@ -77,17 +145,17 @@ fn chunk(bytes: &[u8]) -> Option<([u8; 4], &[u8], &[u8])> {
     Some((kind, &typed[4..], &bytes[end + 4..]))
 }
 
-/// The IDAT chunks' data, concatenated; `None` where `image` might read the file otherwise:
-/// a critical chunk this path does not know, IHDR again, PLTE after the data, IDAT chunks that
-/// are not consecutive, or no IEND.
-fn image_data(bytes: &[u8]) -> Option<Vec<u8>> {
+/// The IDAT chunks' data, concatenated into `stream`; `None` where `image` might read the file
+/// otherwise: a critical chunk this path does not know, IHDR again, PLTE after the data, IDAT
+/// chunks that are not consecutive, or no IEND.
+fn gather_image_data(bytes: &[u8], stream: &mut Vec<u8>) -> Option<()> {
     let (_ihdr, _, mut rest) = chunk(bytes.strip_prefix(SIGNATURE)?)?;
-    let mut stream = Vec::new();
+    stream.clear();
     let mut data_ended = false;
     loop {
         let (kind, data, after) = chunk(rest)?;
         match &kind {
-            b"IEND" => return Some(stream),
+            b"IEND" => return Some(()),
             b"IDAT" if !data_ended => stream.extend_from_slice(data),
             // PLTE before the data: for RGB only a suggested palette.
             b"PLTE" if stream.is_empty() => {}
@@ -99,94 +167,23 @@ fn image_data(bytes: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Unfilters `raw` (rows of a filter byte then `stride` bytes) into packed pixels, in place.
-fn unfilter<const BPP: usize>(mut raw: Vec<u8>, stride: usize, rows: usize) -> Option<Vec<u8>> {
-    let zeros = vec![0u8; stride];
+/// Unfilters `raw` (rows of a filter byte then `stride` bytes), then packs the rows at its
+/// start.
+fn unfilter<const BPP: usize>(raw: &mut [u8], stride: usize, rows: usize) -> Option<()> {
+    crate::png_unfilter::unfilter::<BPP>(raw, stride, rows)?;
+    // Each row moves left by one byte more than the row above (its filter type and theirs).
     for row in 0..rows {
-        // Row `row - 1` already sits packed at `(row - 1) * stride`; row `row` is still at
-        // its filtered place, one byte per row further on.
-        let start = row * (stride + 1);
-        let (done, todo) = raw.split_at_mut(start);
-        let previous = match row {
-            0 => &zeros[..],
-            _ => &done[(row - 1) * stride..row * stride],
-        };
-        let (filter, current) = todo.split_first_mut()?;
-        unfilter_row::<BPP>(*filter, previous, &mut current[..stride])?;
-        raw.copy_within(start + 1..start + 1 + stride, row * stride);
-    }
-    raw.truncate(rows * stride);
-    Some(raw)
-}
-
-/// RGBA to RGB, in place.
-fn drop_alpha(mut rgba: Vec<u8>) -> Vec<u8> {
-    let pixels = rgba.len() / 4;
-    for pixel in 0..pixels {
-        rgba.copy_within(pixel * 4..pixel * 4 + 3, pixel * 3);
-    }
-    rgba.truncate(pixels * 3);
-    rgba
-}
-
-/// Reverses one row's filter (PNG's five) in place; `previous` is the row above, unfiltered
-/// (zeros for the first). `None` for an unknown filter type.
-fn unfilter_row<const BPP: usize>(filter: u8, previous: &[u8], current: &mut [u8]) -> Option<()> {
-    match filter {
-        0 => {}
-        1 => {
-            let mut left = [0u8; BPP];
-            for pixel in current.chunks_exact_mut(BPP) {
-                for (value, left) in pixel.iter_mut().zip(&mut left) {
-                    *value = value.wrapping_add(*left);
-                    *left = *value;
-                }
-            }
-        }
-        2 => {
-            for (value, &above) in current.iter_mut().zip(previous) {
-                *value = value.wrapping_add(above);
-            }
-        }
-        3 => {
-            let mut left = [0u8; BPP];
-            for (pixel, above) in current
-                .chunks_exact_mut(BPP)
-                .zip(previous.chunks_exact(BPP))
-            {
-                for i in 0..BPP {
-                    let mean = (u16::from(above[i]) + u16::from(left[i])) / 2;
-                    pixel[i] = pixel[i].wrapping_add(mean as u8);
-                    left[i] = pixel[i];
-                }
-            }
-        }
-        4 => {
-            let (mut left, mut upper_left) = ([0i16; BPP], [0i16; BPP]);
-            for (pixel, above) in current
-                .chunks_exact_mut(BPP)
-                .zip(previous.chunks_exact(BPP))
-            {
-                for i in 0..BPP {
-                    let up = i16::from(above[i]);
-                    pixel[i] = pixel[i].wrapping_add(paeth(left[i], up, upper_left[i]));
-                    left[i] = i16::from(pixel[i]);
-                    upper_left[i] = up;
-                }
-            }
-        }
-        _ => return None,
+        let start = row * (stride + 1) + 1;
+        raw.copy_within(start..start + stride, row * stride);
     }
     Some(())
 }
 
-/// The Paeth predictor in stb_image's branch-free form: the same choice as the
-/// specification's, with shorter dependency chains.
-fn paeth(a: i16, b: i16, c: i16) -> u8 {
-    let threshold = c * 3 - (a + b);
-    let (lo, hi) = (a.min(b), a.max(b));
-    let nearer = if hi <= threshold { lo } else { c };
-    (if threshold <= lo { hi } else { nearer }) as u8
+/// RGBA to RGB, in place at the start of `rgba`.
+fn drop_alpha(rgba: &mut [u8]) {
+    for pixel in 0..rgba.len() / 4 {
+        rgba.copy_within(pixel * 4..pixel * 4 + 3, pixel * 3);
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +204,12 @@ mod tests {
             .write_image(pixels, width, height, color)
             .unwrap();
         bytes
+    }
+
+    fn image_data(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut stream = Vec::new();
+        gather_image_data(bytes, &mut stream)?;
+        Some(stream)
     }
 
     fn reference(bytes: &[u8]) -> RgbImage {
@@ -240,6 +243,70 @@ mod tests {
             );
             assert_eq!(decode(&bytes).unwrap(), reference(&bytes), "{filter:?}");
         }
+    }
+
+    #[test]
+    fn kept_buffers_leave_nothing_of_the_last_image() {
+        let image = |width, height, seed: u32| {
+            RgbaImage::from_fn(width, height, |x, y| {
+                Rgba([(x * seed) as u8, (y + seed) as u8, (x ^ y) as u8, 255])
+            })
+        };
+        let big = image(300, 200, 3);
+        let rgb = image::DynamicImage::ImageRgba8(image(17, 9, 5)).into_rgb8();
+        let cases = [
+            encode(
+                big.as_raw(),
+                300,
+                200,
+                image::ExtendedColorType::Rgba8,
+                FilterType::Adaptive,
+            ),
+            encode(
+                rgb.as_raw(),
+                17,
+                9,
+                image::ExtendedColorType::Rgb8,
+                FilterType::Paeth,
+            ),
+            encode(
+                image(9, 17, 7).as_raw(),
+                9,
+                17,
+                image::ExtendedColorType::Rgba8,
+                FilterType::Avg,
+            ),
+            b"\x89PNG\r\n\x1a\nbroken".to_vec(),
+            encode(
+                rgb.as_raw(),
+                17,
+                9,
+                image::ExtendedColorType::Rgb8,
+                FilterType::Sub,
+            ),
+        ];
+        for bytes in cases.iter().chain(cases.iter().rev()) {
+            let owned = with_decoded(bytes, |image| {
+                RgbImage::from_raw(image.width(), image.height(), image.to_vec())
+            });
+            assert_eq!(
+                owned.flatten(),
+                image::load_from_memory(bytes).ok().map(|i| i.into_rgb8())
+            );
+        }
+    }
+
+    #[test]
+    fn kept_buffers_stay_within_their_bound() {
+        for _ in 0..3 {
+            let buffers = Buffers {
+                stream: Vec::with_capacity(40 << 20),
+                pixels: Vec::new(),
+            };
+            buffers.give_back();
+        }
+        let kept = KEPT.lock().unwrap();
+        assert!(kept.iter().map(Buffers::bytes).sum::<usize>() <= Buffers::KEPT_BYTES);
     }
 
     #[test]
@@ -335,14 +402,7 @@ mod tests {
         );
         let ihdr = &bytes[16..29];
         let stream = image_data(&bytes).unwrap();
-        // A fixed xorshift sequence: the same mutations on every run.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_random(0x9e37_79b9_7f4a_7c15);
         let (mut taken, mut agreed) = (0, 0);
         for _ in 0..3000 {
             let mut mutated = stream.clone();
@@ -350,7 +410,7 @@ mod tests {
                 let at = (next() % mutated.len() as u64) as usize;
                 mutated[at] ^= 1 << (next() % 8);
             }
-            if next() % 4 == 0 {
+            if next().is_multiple_of(4) {
                 mutated.truncate((next() % mutated.len() as u64) as usize);
             }
             let png = assemble(&[(b"IHDR", ihdr), (b"IDAT", &mutated), (b"IEND", &[])]);

@@ -15,6 +15,8 @@ pub mod npz;
 pub mod offline;
 pub mod onnx;
 pub mod parity;
+#[cfg(feature = "libdeflate")]
+mod png_unfilter;
 pub mod postprocess;
 pub mod preprocess;
 pub mod repository;
@@ -28,3 +30,15 @@ pub use error::{Error, OpType, Result};
 pub use metadata::{Dim, ModelMetadata, TensorInfo, Tensors};
 pub use onnx::OnnxModel;
 pub use tensor::{Tensor, TensorData};
+
+/// A fixed xorshift sequence for tests: the same cases on every run.
+#[cfg(test)]
+fn test_random(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -3,11 +3,12 @@
 
 use std::borrow::Cow;
 use std::io::Cursor;
+use std::ops::Deref;
 
 use fast_image_resize::images::{TypedImage, TypedImageRef};
 use fast_image_resize::pixels::U8x3;
 use fast_image_resize::{FilterType as Kernel, ResizeAlg, ResizeOptions, Resizer};
-use image::{ImageReader, RgbImage};
+use image::{ImageBuffer, ImageReader, Rgb, RgbImage};
 
 use crate::error::{Error, Result};
 use crate::manifest::{ChannelOrder, Filter, ImageSpec, Layout, Resize};
@@ -26,6 +27,11 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
             return Ok(image);
         }
     }
+    decode_with_image_crate(bytes, max_pixels)
+}
+
+/// Any format `image` reads, the size checked from the header first.
+fn decode_with_image_crate(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -58,12 +64,27 @@ impl ImageSpec {
     /// Preprocesses one encoded image into a batch-of-one tensor, `[1, 3, H, W]` (NCHW) or
     /// `[1, H, W, 3]` (NHWC).
     pub fn tensor_from_bytes(&self, bytes: &[u8], max_pixels: u64) -> Result<Tensor> {
-        self.tensor_from_image(&decode_image(bytes, max_pixels)?, max_pixels)
+        // PNGs the fast path takes are decoded into this thread's kept buffers.
+        #[cfg(feature = "libdeflate")]
+        if let Some((width, height)) = crate::fast_png::dimensions(bytes) {
+            check_pixels(width, height, max_pixels)?;
+            let tensor = crate::fast_png::with_decoded(bytes, |image| {
+                self.tensor_from_image(image, max_pixels)
+            });
+            if let Some(tensor) = tensor {
+                return tensor;
+            }
+        }
+        self.tensor_from_image(&decode_with_image_crate(bytes, max_pixels)?, max_pixels)
     }
 
     /// Preprocesses decoded RGB pixels into a batch-of-one tensor; the resized image is held
     /// to `max_pixels` as the decoded one is.
-    pub fn tensor_from_image(&self, image: &RgbImage, max_pixels: u64) -> Result<Tensor> {
+    pub fn tensor_from_image<Pixels: Deref<Target = [u8]>>(
+        &self,
+        image: &ImageBuffer<Rgb<u8>, Pixels>,
+        max_pixels: u64,
+    ) -> Result<Tensor> {
         let (width, height) = self.resized_size(image.dimensions(), max_pixels)?;
         let window = match self.crop {
             Some([h, w]) => centre_window(width, height, w, h)?,
@@ -104,31 +125,30 @@ impl ImageSpec {
         let normalised: [[f32; 256]; 3] = std::array::from_fn(|c| {
             std::array::from_fn(|v| (v as f32 * self.scale - self.mean[c]) / self.std[c])
         });
-        let mut data = vec![0f32; 3 * out_h * out_w];
+        // Written in order, the padding (right, then bottom) as zeros: no zero-fill first.
+        let (width, height) = (pixels.width, pixels.height);
+        let mut data = Vec::with_capacity(3 * out_h * out_w);
         match self.layout {
             // One plane at a time: contiguous writes.
             Layout::Nchw => {
-                for (plane, (table, &source)) in data
-                    .chunks_exact_mut(out_h * out_w)
-                    .zip(normalised.iter().zip(&sources))
-                {
-                    for (row, out) in pixels.rows().zip(plane.chunks_exact_mut(out_w)) {
-                        for (value, pixel) in out.iter_mut().zip(row.chunks_exact(3)) {
-                            *value = table[usize::from(pixel[source])];
-                        }
+                for (table, &source) in normalised.iter().zip(&sources) {
+                    for row in pixels.rows() {
+                        data.extend(row.chunks_exact(3).map(|p| table[usize::from(p[source])]));
+                        data.resize(data.len() + out_w - width, 0.0);
                     }
+                    data.resize(data.len() + (out_h - height) * out_w, 0.0);
                 }
             }
             Layout::Nhwc => {
-                for (row, out) in pixels.rows().zip(data.chunks_exact_mut(out_w * 3)) {
-                    for (values, pixel) in out.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
-                        for ((value, table), &source) in
-                            values.iter_mut().zip(&normalised).zip(&sources)
-                        {
-                            *value = table[usize::from(pixel[source])];
-                        }
-                    }
+                for row in pixels.rows() {
+                    data.extend(row.chunks_exact(3).flat_map(|pixel| {
+                        std::array::from_fn::<f32, 3, _>(|c| {
+                            normalised[c][usize::from(pixel[sources[c]])]
+                        })
+                    }));
+                    data.resize(data.len() + (out_w - width) * 3, 0.0);
                 }
+                data.resize(3 * out_h * out_w, 0.0);
             }
         }
         data
@@ -175,9 +195,9 @@ impl ImageSpec {
     /// already, else only the window is resampled (the filter still reads the pixels around
     /// it, as a resize of the whole image followed by a crop would), with
     /// `fast_image_resize`'s SIMD convolution (Pillow's antialiased filters).
-    fn resample<'a>(
+    fn resample<'a, Pixels: Deref<Target = [u8]>>(
         &self,
-        image: &'a RgbImage,
+        image: &'a ImageBuffer<Rgb<u8>, Pixels>,
         (new_w, new_h): (u32, u32),
         window: &Window,
     ) -> Result<WindowPixels<'a>> {
@@ -342,6 +362,26 @@ mod tests {
         let v = t.as_f32().unwrap();
         assert_eq!(v[4..8], [0.0; 4]); // padding stays zero after normalising
         assert_eq!(v[1], 0.0); // pixel value 1 minus mean 1
+    }
+
+    #[test]
+    fn padding_fills_the_right_and_the_bottom_in_both_layouts() {
+        // Two pixels, (0, 0, 7) and (1, 0, 7), in a 2×3 tensor.
+        let mut s = spec(Resize::Exact([1, 2]));
+        s.pad = Some([2, 3]);
+        s.mean = [-1.0; 3];
+        let bytes = encoded_png(2, 1);
+        let nchw = s.tensor_from_bytes(&bytes, 100).unwrap();
+        assert_eq!(nchw.shape(), &[1, 3, 2, 3]);
+        let plane = |a: f32, b: f32| [a, b, 0.0, 0.0, 0.0, 0.0];
+        let expected: Vec<f32> = [plane(1.0, 2.0), plane(1.0, 1.0), plane(8.0, 8.0)].concat();
+        assert_eq!(nchw.as_f32().unwrap(), &expected[..]);
+        s.layout = Layout::Nhwc;
+        let nhwc = s.tensor_from_bytes(&bytes, 100).unwrap();
+        assert_eq!(nhwc.shape(), &[1, 2, 3, 3]);
+        let mut expected = vec![1.0, 1.0, 8.0, 2.0, 1.0, 8.0];
+        expected.resize(18, 0.0);
+        assert_eq!(nhwc.as_f32().unwrap(), &expected[..]);
     }
 
     #[test]

@@ -85,6 +85,9 @@ fn image(c: &mut Criterion) {
         group.bench_function("decode", |b| {
             b.iter(|| decode_image(&png, DEFAULT_MAX_PIXELS).unwrap())
         });
+        group.bench_function("tensor_from_bytes", |b| {
+            b.iter(|| spec.tensor_from_bytes(&png, DEFAULT_MAX_PIXELS).unwrap())
+        });
         group.bench_function("resize_crop_normalise", |b| {
             b.iter(|| {
                 spec.tensor_from_image(&decoded, DEFAULT_MAX_PIXELS)
