@@ -50,12 +50,18 @@ fn specs() -> [ImageSpec; 3] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // `tensor_from_bytes` is `decode_image` then `tensor_from_image`; decoding once keeps
-    // the target fast while every spec still sees the decoded pixels.
+    let specs = specs();
+    // `tensor_from_bytes` decodes PNGs into kept buffers: it must agree with decoding into an
+    // image of its own, for one spec (every spec would make the target slow).
+    let direct = specs[0].tensor_from_bytes(data, MAX_PIXELS);
     let Ok(image) = decode_image(data, MAX_PIXELS) else {
+        assert!(direct.is_err(), "decoded into kept buffers only");
         return;
     };
-    for spec in specs() {
-        let _ = spec.tensor_from_image(&image, MAX_PIXELS);
+    for (index, spec) in specs.iter().enumerate() {
+        let tensor = spec.tensor_from_image(&image, MAX_PIXELS);
+        if index == 0 {
+            assert_eq!(direct.as_ref().ok(), tensor.as_ref().ok());
+        }
     }
 });
