@@ -1,7 +1,7 @@
 //! `destino-server batch` against the engine alone, in one run: a folder of images, and a
 //! table of digits rows as Parquet and as JSON lines, each scored by the release binary
 //! (Parquet out) and compared with the in-process engine (one per core, the same batch size,
-//! inputs already decoded).
+//! inputs already decoded), measured just before and just after the job.
 //!   bench/batch        (builds the release binaries, then runs this)
 
 use std::path::{Path, PathBuf};
@@ -82,16 +82,15 @@ fn main() -> Result<()> {
         }
     }
     let image_batch = Tensors::from([(input, Tensor::concat_batch(&decoded)?)]);
-    let alone = in_process(&effnet_model, &[image_batch], 1, cores, args.seconds)?;
-    let images_alone = alone.per_second * image_batch_size as f64;
-    let images_batch = batch(
-        &args,
-        &repository,
-        "efficientnet_lite0",
-        &folder,
-        &work,
-        args.batch_size,
+    let image_batches = [image_batch];
+    let (alone, images_batch) = bracketed(
+        || in_process(&effnet_model, &image_batches, 1, cores, args.seconds),
+        || {
+            let model = "efficientnet_lite0";
+            batch(&args, &repository, model, &folder, &work, args.batch_size)
+        },
     )?;
+    let images_alone = alone * image_batch_size as f64;
 
     // The table, and the engine alone on batches of its rows.
     let (reference, _) = digits_reference();
@@ -114,11 +113,17 @@ fn main() -> Result<()> {
         "X".to_string(),
         Tensor::new(vec![args.table_batch_size, 64], rows)?,
     )]);
-    let alone = in_process(&digits_model, &[row_batch], 1, cores, args.seconds)?;
-    let rows_alone = alone.per_second * args.table_batch_size as f64;
+    let row_batches = [row_batch];
     let table_batch = args.table_batch_size;
-    let parquet_rows = batch(&args, &repository, "digits", &parquet, &work, table_batch)?;
-    let jsonl_rows = batch(&args, &repository, "digits", &jsonl, &work, table_batch)?;
+    let (alone, (parquet_rows, jsonl_rows)) = bracketed(
+        || in_process(&digits_model, &row_batches, 1, cores, args.seconds),
+        || {
+            let parquet_rows = batch(&args, &repository, "digits", &parquet, &work, table_batch)?;
+            let jsonl_rows = batch(&args, &repository, "digits", &jsonl, &work, table_batch)?;
+            Ok((parquet_rows, jsonl_rows))
+        },
+    )?;
+    let rows_alone = alone * args.table_batch_size as f64;
 
     println!(
         "| input (Parquet out) | batch size | batch items/s | engine alone items/s ({cores} engines) | ratio |"
@@ -139,6 +144,19 @@ fn main() -> Result<()> {
     }
     std::fs::remove_dir_all(&work).ok();
     Ok(())
+}
+
+/// The engine alone's calls per second measured before and after `job` (their mean, so
+/// that the machine's drift during the job weighs on both sides alike), and `job`'s result.
+fn bracketed<T>(
+    alone: impl Fn() -> Result<destino_bench::Stats>,
+    job: impl FnOnce() -> Result<T>,
+) -> Result<(f64, T)> {
+    let before = alone()?.per_second;
+    let result = job()?;
+    let after = alone()?.per_second;
+    eprintln!("engine alone: {before:.1} calls/s before the job, {after:.1} after");
+    Ok(((before + after) / 2.0, result))
 }
 
 /// Runs `batch` into a fresh folder; the rows per second its summary reports.
