@@ -62,7 +62,7 @@ static KEPT: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
 
 impl Buffers {
     /// At most this much is kept between images, whatever the number of threads decoding.
-    const KEPT_BYTES: usize = 64 << 20;
+    const KEPT_BYTES: usize = 32 << 20;
 
     fn take() -> Buffers {
         let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
@@ -300,7 +300,7 @@ mod tests {
     fn kept_buffers_stay_within_their_bound() {
         for _ in 0..3 {
             let buffers = Buffers {
-                stream: Vec::with_capacity(40 << 20),
+                stream: Vec::with_capacity(20 << 20),
                 pixels: Vec::new(),
             };
             buffers.give_back();
