@@ -64,7 +64,7 @@ impl ImageSpec {
     /// Preprocesses one encoded image into a batch-of-one tensor, `[1, 3, H, W]` (NCHW) or
     /// `[1, H, W, 3]` (NHWC).
     pub fn tensor_from_bytes(&self, bytes: &[u8], max_pixels: u64) -> Result<Tensor> {
-        // PNGs the fast path takes are decoded into this thread's kept buffers.
+        // PNGs the fast path takes are decoded into buffers kept between images (a shared pool).
         #[cfg(feature = "libdeflate")]
         if let Some((width, height)) = crate::fast_png::dimensions(bytes) {
             check_pixels(width, height, max_pixels)?;
