@@ -36,6 +36,10 @@ struct Args {
     /// Seconds per engine-alone measurement.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Runs of each job, the engine alone measured between them; the row is the run with the
+    /// median ratio.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 const IMAGES: [&str; 3] = ["astronaut.png", "chelsea.png", "coffee.png"];
@@ -83,14 +87,20 @@ fn main() -> Result<()> {
     }
     let image_batch = Tensors::from([(input, Tensor::concat_batch(&decoded)?)]);
     let image_batches = [image_batch];
-    let (alone, images_batch) = bracketed(
+    let image_runs = bracketed(
+        args.rounds,
         || in_process(&effnet_model, &image_batches, 1, cores, args.seconds),
         || {
             let model = "efficientnet_lite0";
             batch(&args, &repository, model, &folder, &work, args.batch_size)
         },
     )?;
-    let images_alone = alone * image_batch_size as f64;
+    let (images_alone, images_batch) = median_run(
+        "images",
+        image_runs
+            .iter()
+            .map(|&(alone, rate)| (alone * image_batch_size as f64, rate)),
+    );
 
     // The table, and the engine alone on batches of its rows.
     let (reference, _) = digits_reference();
@@ -115,7 +125,8 @@ fn main() -> Result<()> {
     )]);
     let row_batches = [row_batch];
     let table_batch = args.table_batch_size;
-    let (alone, (parquet_rows, jsonl_rows)) = bracketed(
+    let table_runs = bracketed(
+        args.rounds,
         || in_process(&digits_model, &row_batches, 1, cores, args.seconds),
         || {
             let parquet_rows = batch(&args, &repository, "digits", &parquet, &work, table_batch)?;
@@ -123,7 +134,19 @@ fn main() -> Result<()> {
             Ok((parquet_rows, jsonl_rows))
         },
     )?;
-    let rows_alone = alone * args.table_batch_size as f64;
+    let rows_per_call = args.table_batch_size as f64;
+    let parquet_run = median_run(
+        "Parquet rows",
+        table_runs
+            .iter()
+            .map(|&(alone, (rate, _))| (alone * rows_per_call, rate)),
+    );
+    let jsonl_run = median_run(
+        "JSON-lines rows",
+        table_runs
+            .iter()
+            .map(|&(alone, (_, rate))| (alone * rows_per_call, rate)),
+    );
 
     println!(
         "| input (Parquet out) | batch size | batch items/s | engine alone items/s ({cores} engines) | ratio |"
@@ -135,7 +158,7 @@ fn main() -> Result<()> {
         image_batch_size,
         images_batch / images_alone
     );
-    for (format, rate) in [("Parquet", parquet_rows), ("JSON-lines", jsonl_rows)] {
+    for (format, (rows_alone, rate)) in [("Parquet", parquet_run), ("JSON-lines", jsonl_run)] {
         println!(
             "| {} {format} rows, sklearn_digits_rf | {table_batch} | {rate:.0} | {rows_alone:.0} | {:.2} |",
             args.rows,
@@ -146,17 +169,36 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The engine alone's calls per second measured before and after `job` (their mean, so
-/// that the machine's drift during the job weighs on both sides alike), and `job`'s result.
+/// `rounds` runs of `job` with the engine alone measured before the first and after each
+/// (engine, job, engine, job, …, engine): each run comes with the mean of the engine's calls
+/// per second either side of it, so the machine's drift during a run weighs on both alike.
 fn bracketed<T>(
+    rounds: usize,
     alone: impl Fn() -> Result<destino_bench::Stats>,
-    job: impl FnOnce() -> Result<T>,
-) -> Result<(f64, T)> {
-    let before = alone()?.per_second;
-    let result = job()?;
-    let after = alone()?.per_second;
-    eprintln!("engine alone: {before:.1} calls/s before the job, {after:.1} after");
-    Ok(((before + after) / 2.0, result))
+    mut job: impl FnMut() -> Result<T>,
+) -> Result<Vec<(f64, T)>> {
+    let mut before = alone()?.per_second;
+    let mut runs = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let result = job()?;
+        let after = alone()?.per_second;
+        eprintln!("engine alone: {before:.1} calls/s before the job, {after:.1} after");
+        runs.push(((before + after) / 2.0, result));
+        before = after;
+    }
+    Ok(runs)
+}
+
+/// Of `(engine alone, job)` rates per run, the run whose ratio is the median (the lower
+/// middle of an even count); every run's ratio goes to stderr.
+fn median_run(what: &str, runs: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
+    let mut runs: Vec<(f64, f64)> = runs.collect();
+    runs.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
+    let ratios: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.1 / r.0)).collect();
+    eprintln!("{what}: ratios of the runs, sorted: {}", ratios.join(", "));
+    runs.get(runs.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or((f64::NAN, f64::NAN))
 }
 
 /// Runs `batch` into a fresh folder; the rows per second its summary reports.
@@ -170,6 +212,10 @@ fn batch(
 ) -> Result<f64> {
     let name = input.file_name().map(|n| n.to_string_lossy().into_owned());
     let output = work.join(format!("out-{}", name.unwrap_or_default()));
+    // A folder left by an earlier round would be resumed, not scored again.
+    if output.exists() {
+        std::fs::remove_dir_all(&output)?;
+    }
     let out = Command::new(&args.server)
         .args([
             "batch",
