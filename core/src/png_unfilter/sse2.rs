@@ -90,19 +90,19 @@ pub(super) fn unfilter_quad<const BPP: usize>(above: &[u8], rows: &mut [u8], lin
     if !filters.iter().all(|f| matches!(*f, SUB | AVERAGE | PAETH)) {
         return false;
     }
-    let (first, second) = (
+    let masks = [
         Masks::new([filters[0], filters[1]]),
         Masks::new([filters[2], filters[3]]),
-    );
+    ];
     // Paeth's predictor only where a row uses it (Average and Sub alone are a shorter
     // chain), and no choice to make when every row uses it.
     match (
         filters.contains(&PAETH),
         filters.iter().all(|&f| f == PAETH),
     ) {
-        (_, true) => quad::<BPP, ONLY_PAETH>(above, rows, line, [first, second]),
-        (true, false) => quad::<BPP, MIXED>(above, rows, line, [first, second]),
-        (false, _) => quad::<BPP, NO_PAETH>(above, rows, line, [first, second]),
+        (_, true) => quad::<BPP, ONLY_PAETH>(above, rows, line, masks),
+        (true, false) => quad::<BPP, MIXED>(above, rows, line, masks),
+        (false, _) => quad::<BPP, NO_PAETH>(above, rows, line, masks),
     }
     true
 }
@@ -111,7 +111,7 @@ fn quad<const BPP: usize, const PREDICTORS: u8>(
     above: &[u8],
     rows: &mut [u8],
     line: usize,
-    [first, second]: [Masks; 2],
+    masks: [Masks; 2],
 ) {
     let (row0, rest) = rows.split_at_mut(line);
     let (row1, rest) = rest.split_at_mut(line);
@@ -124,7 +124,7 @@ fn quad<const BPP: usize, const PREDICTORS: u8>(
     ];
     let pixels = (line - 1) / BPP;
     let mut chains = Chains::<PREDICTORS> {
-        masks: [first, second],
+        masks,
         state: [zeroed_m128i(); 4],
     };
     // The first and last three steps: rows not yet started or already ended read zeros
